@@ -1,0 +1,1 @@
+"""orchestrator: run a script across a fleet of Alibaba Cloud ECS instances."""

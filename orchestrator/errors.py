@@ -1,0 +1,121 @@
+"""Every exception orchestrator raises, in one tree.
+
+    OrchestratorError
+    ├── PlanError                  a plan breaks a rule (carries `field` and `rule`)
+    ├── CredentialsError           no usable credentials, or an unsupported profile mode
+    ├── ApiError                   the ECS API answered with an error (code, message,
+    │   │                          request_id, http_status, action)
+    │   ├── Throttled              Throttling*: slow down, then retry
+    │   ├── ServerError            5xx, InternalError*, ServiceUnavailable*: retry
+    │   ├── IdempotentProcessing   the same ClientToken is still being processed: retry
+    │   ├── AuthError              signature, access key, token or timestamp refused
+    │   ├── QuotaExceeded          a daily or kept-command quota is used up
+    │   ├── IdempotencyMismatch    same ClientToken, other parameters: a bug, halt
+    │   ├── NotFound               404: a region, instance, invocation that does not exist
+    │   ├── Forbidden              403 that is not a quota: an operation not permitted
+    │   └── InvalidParameter       400 validation errors: the request is wrong
+    └── TransportError             no answer from the endpoint (reset, timeout, refused)
+
+`retryable` says whether sending the *same* request again may succeed. It is a fact
+about the error, so it lives on the error; which code belongs to which branch is an API
+fact and lives in `orchestrator.ecs.codes`.
+
+No exception text may hold a secret: credentials reach this module only as access key
+IDs (which are not secret), never as secrets or tokens.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Root of every error orchestrator raises on purpose."""
+
+    retryable: bool = False
+
+
+class PlanError(OrchestratorError, ValueError):
+    """A plan breaks a rule; `field` is the dotted path, `rule` the rule (or API code)."""
+
+    def __init__(self, message: str, *, field: str = "", rule: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+class CredentialsError(OrchestratorError):
+    """No usable credentials were found, or a profile uses a mode we do not support."""
+
+
+class ApiError(OrchestratorError):
+    """The ECS API answered a request with an error body."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        request_id: str = "",
+        http_status: int = 0,
+        action: str = "",
+    ) -> None:
+        super().__init__(
+            f"{action + ': ' if action else ''}{code}: {message}"
+            f" (HTTP {http_status}, RequestId {request_id or '-'})"
+        )
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.http_status = http_status
+        self.action = action
+
+
+class Throttled(ApiError):
+    """The endpoint throttled the caller; the same request may be sent again later."""
+
+    retryable = True
+
+
+class ServerError(ApiError):
+    """The endpoint failed on its side (5xx or an internal error code)."""
+
+    retryable = True
+
+
+class IdempotentProcessing(ApiError):
+    """The same ClientToken is still being processed: ask again, it will answer."""
+
+    retryable = True
+
+
+class AuthError(ApiError):
+    """The request's identity or signature was refused."""
+
+
+class QuotaExceeded(ApiError):
+    """An account quota (daily invocations, kept commands) is used up."""
+
+
+class IdempotencyMismatch(ApiError):
+    """A ClientToken was reused with other parameters: the caller has a bug."""
+
+
+class NotFound(ApiError):
+    """Something the request names does not exist."""
+
+
+class Forbidden(ApiError):
+    """The operation is not permitted (and is not a quota)."""
+
+
+class InvalidParameter(ApiError):
+    """The request breaks a parameter rule."""
+
+
+class TransportError(OrchestratorError):
+    """The endpoint could not be reached, or its answer was lost.
+
+    A lost answer does not mean the request was not carried out: a RunCommand whose
+    response was dropped may have run. Retry it only with the same ClientToken.
+    """
+
+    retryable = True
