@@ -1,0 +1,46 @@
+"""The ECS Cloud Assistant API client: credentials, signing, retries and typed calls.
+
+Import from here; the `_modules` are private. `orchestrator.ecs.codes` (the API facts)
+is the one submodule others import directly.
+"""
+
+from orchestrator.ecs._client import DEFAULT_RETRY, EcsClient, endpoint_for_region
+from orchestrator.ecs._credentials import (
+    Credentials,
+    ResolvedCredentials,
+    Secret,
+    resolve_credentials,
+)
+from orchestrator.ecs._http import Session
+from orchestrator.ecs._models import (
+    AccountAttributes,
+    CloudAssistantStatus,
+    Instance,
+    Invocation,
+    InvocationInstance,
+    InvocationResult,
+    RunCommandRequest,
+    RunCommandResult,
+)
+from orchestrator.ecs._retry import RetryDetails, RetryPolicy
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "AccountAttributes",
+    "CloudAssistantStatus",
+    "Credentials",
+    "EcsClient",
+    "Instance",
+    "Invocation",
+    "InvocationInstance",
+    "InvocationResult",
+    "ResolvedCredentials",
+    "RetryDetails",
+    "RetryPolicy",
+    "RunCommandRequest",
+    "RunCommandResult",
+    "Secret",
+    "Session",
+    "endpoint_for_region",
+    "resolve_credentials",
+]

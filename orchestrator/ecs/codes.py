@@ -124,6 +124,7 @@ _AUTH_CODES: Final = frozenset(
         "InvalidAccessKeyId.NotFound",
         "InvalidAccessKeyId.Inactive",
         "InvalidTimeStamp.Expired",
+        "InvalidTimeStamp.Format",
         "IllegalTimestamp",
         "SignatureNonceUsed",
         "MissingSignature",
@@ -147,6 +148,8 @@ _TABLE: Final[tuple[tuple[str, int, str], ...]] = (
     ("InvalidAccessKeyId.NotFound", 404, "Specified access key is not found."),
     ("InvalidAccessKeyId.Inactive", 400, "Specified access key is disabled."),
     ("InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired."),
+    # (unconfirmed) the gateway's code for a malformed Timestamp / x-acs-date.
+    ("InvalidTimeStamp.Format", 400, "Specified time stamp or date value is not well formatted."),
     (
         "IllegalTimestamp",
         400,
@@ -325,6 +328,11 @@ _TABLE: Final[tuple[tuple[str, int, str], ...]] = (
         "The ResourceGroup provided does not exist in our records.",
     ),
     ("InternalError.Dispatch", 500, "An error occurred when you dispatched the request."),
+    # RepeatMode=DryRun / DryRun=true that passed every check (ECS-wide code and text).
+    ("DryRunOperation", 400, "Request validation has been passed with DryRun flag set."),
+    # The gateway's answer to a value of the wrong type or outside its enumeration; the
+    # real text names the parameter ("The specified parameter \"Timeout\" is not valid.").
+    ("InvalidParameter", 400, "The specified parameter is not valid."),
     # --- Describe* paging, StopInvocation (DOC) ---
     ("MissingParameter.RegionId", 400, "The input parameter RegionId is not supplied."),
     ("InvalidParam.PageSize", 400, "The specified parameter PageSize is not valid."),
@@ -445,3 +453,28 @@ INSTANCE_ERROR_INFO: Final = MappingProxyType(
         "SecurityGroupRuleDenied": "The security group rules denied access to the aliyun service.",
     }
 )
+
+
+# --- added with the ECS client: the remaining wire enums --------------------------
+
+
+class InstanceStatus(enum.StrEnum):
+    """`Status` of an instance (DescribeInstances); same values as INSTANCE_STATUSES."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    STARTING = "Starting"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+class InvokeRecordStatus(enum.StrEnum):
+    """`InvokeRecordStatus` of one record (DescribeInvocationResults, SDK71/SDK)."""
+
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    PARTIAL_FAILED = "PartialFailed"
+    STOPPED = "Stopped"
+    STOPPING = "Stopping"

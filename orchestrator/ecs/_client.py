@@ -1,0 +1,372 @@
+"""The ECS Cloud Assistant client: one typed async method per API action.
+
+`EcsClient` composes the pure parts (models, signing, retry) with the one module that
+talks HTTP. Each call adds RegionId, signs afresh on every attempt (new nonce and
+timestamp from the wall clock, nonce from the nonce factory) and sends the identical
+parameters, so retries are safe where the service deduplicates: Describe* and
+StopInvocation always go through the retry policy, RunCommand only when it carries a
+ClientToken. Paged calls are async iterators that follow NextToken to the end and
+split ID lists into the largest chunks every endpoint accepts.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.ecs import codes
+from orchestrator.ecs._http import HttpSender, Session
+from orchestrator.ecs._models import (
+    AccountAttributes,
+    CloudAssistantStatus,
+    Instance,
+    Invocation,
+    InvocationResult,
+    Page,
+    RunCommandRequest,
+    RunCommandResult,
+    decode_account_attributes,
+    decode_cloud_assistant_status_page,
+    decode_instances_page,
+    decode_invocation_results_page,
+    decode_invocations_page,
+    decode_run_command,
+    encode_describe_account_attributes,
+    encode_describe_cloud_assistant_status,
+    encode_describe_instances,
+    encode_describe_invocation_results,
+    encode_describe_invocations,
+    encode_run_command,
+    encode_stop_invocation,
+)
+from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
+from orchestrator.ecs._signing import sign_v1, sign_v3
+from orchestrator.errors import ServerError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+
+    from orchestrator.ecs._credentials import Credentials
+
+T = TypeVar("T")
+
+DEFAULT_RETRY: Final = RetryPolicy()
+_SYSTEM_CLOCK: Final = SystemClock()
+# DescribeCloudAssistantStatus: 50 IDs per call, the older documented limit (DOC21);
+# newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
+ASSISTANT_STATUS_CHUNK: Final = 50
+USER_AGENT: Final = "orchestrator/0.1.0"
+
+
+def endpoint_for_region(region_id: str) -> str:
+    """The public ECS endpoint of `region_id`."""
+    return f"https://ecs.{region_id}.aliyuncs.com"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
+def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
+    """`items` in order, `size` at a time; a bare string is refused, not split into letters."""
+    if isinstance(items, str):
+        raise TypeError("expected a sequence of IDs, got a single string")
+    ids = list(items)
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+class EcsClient:
+    """Typed access to the Cloud Assistant calls of one region at one endpoint.
+
+    The session, clock, nonce factory and random source are injected: tests point the
+    client at the simulator on 127.0.0.1 and drive retries on a hand-advanced clock.
+    `on_retry` is told about every retry (the run path counts throttles with it).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        session: Session,
+        credentials: Credentials,
+        *,
+        region_id: str,
+        clock: Clock = _SYSTEM_CLOCK,
+        signature_version: Literal["v1", "v3"] = "v3",
+        retry: RetryPolicy = DEFAULT_RETRY,
+        nonce_factory: Callable[[], str] = _uuid_hex,
+        rng: random.Random | None = None,
+        request_timeout: float | None = None,
+        on_retry: RetryHook | None = None,
+        wall_clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if signature_version not in {"v1", "v3"}:
+            raise ValueError(f"signature_version must be 'v1' or 'v3', not {signature_version!r}")
+        if not region_id:
+            raise ValueError("region_id is required: every ECS call sends RegionId")
+        self._http = HttpSender(session, endpoint, request_timeout=request_timeout)
+        self._credentials = credentials
+        self.region_id = region_id
+        self._clock = clock
+        self._signature_version = signature_version
+        self._retry = retry
+        self._nonce_factory = nonce_factory
+        # Jitter only needs to be unpredictable across clients, not secure.
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311
+        self._on_retry = on_retry
+        # The endpoint checks the signed timestamp against real time (15 min skew), so
+        # signing reads the wall clock, not the policy clock that paces retries.
+        self._wall_clock = wall_clock
+
+    @property
+    def endpoint(self) -> str:
+        """`scheme://host[:port]` of the endpoint."""
+        return self._http.endpoint
+
+    def __repr__(self) -> str:
+        return (
+            f"EcsClient(endpoint={self.endpoint!r}, region_id={self.region_id!r}, "
+            f"access_key_id={self._credentials.access_key_id!r}, "
+            f"signature_version={self._signature_version!r})"
+        )
+
+    # --- the calls ------------------------------------------------------------------------
+
+    async def run_command(self, req: RunCommandRequest) -> RunCommandResult:
+        """Run `req` on its instances: RunCommand.
+
+        Retried with the client's policy ONLY when `req.client_token` is set. Without a
+        token a retry after a lost answer could run the script a second time, so such a
+        request is sent exactly once and any error goes straight to the caller. With a
+        token every attempt sends the same token and parameters, and the service answers
+        a repeat with the first invocation (or IdempotentProcessing, which is retried).
+        """
+        policy = self._retry if req.client_token else RetryPolicy.none()
+        body = await self._call("RunCommand", encode_run_command(req), policy=policy)
+        return self._decode("RunCommand", body, decode_run_command)
+
+    async def describe_instances(
+        self,
+        *,
+        instance_ids: Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        zone_id: str | None = None,
+        status: str | None = None,
+        page_size: int = codes.DESCRIBE_INSTANCES_MAX_RESULTS,
+    ) -> AsyncIterator[Instance]:
+        """Every instance matching all the filters (tags AND-ed), page after page.
+
+        More than 100 IDs are split over several requests. An empty `instance_ids`
+        matches nothing (as the API's `[]` does) and makes no call.
+        """
+        max_results = min(page_size, codes.DESCRIBE_INSTANCES_MAX_RESULTS)
+        id_chunks: list[Sequence[str] | None]
+        if instance_ids is None:
+            id_chunks = [None]
+        else:
+            id_chunks = list(_chunks(instance_ids, codes.DESCRIBE_INSTANCES_MAX_IDS))
+        for chunk in id_chunks:
+
+            def params(token: str | None, ids: Sequence[str] | None = chunk) -> dict[str, str]:
+                return encode_describe_instances(
+                    instance_ids=ids,
+                    tags=tags,
+                    zone_id=zone_id,
+                    status=status,
+                    max_results=max_results,
+                    next_token=token,
+                )
+
+            async for instance in self._pages("DescribeInstances", params, decode_instances_page):
+                yield instance
+
+    async def describe_cloud_assistant_status(
+        self, instance_ids: Sequence[str]
+    ) -> list[CloudAssistantStatus]:
+        """The agent status of each instance, 50 IDs per call; [] without a call for no IDs."""
+        statuses: list[CloudAssistantStatus] = []
+        for chunk in _chunks(instance_ids, ASSISTANT_STATUS_CHUNK):
+
+            def params(token: str | None, ids: Sequence[str] = chunk) -> dict[str, str]:
+                return encode_describe_cloud_assistant_status(ids, next_token=token)
+
+            statuses.extend(
+                [
+                    status
+                    async for status in self._pages(
+                        "DescribeCloudAssistantStatus", params, decode_cloud_assistant_status_page
+                    )
+                ]
+            )
+        return statuses
+
+    async def describe_invocations(
+        self,
+        *,
+        invoke_id: str | None = None,
+        instance_id: str | None = None,
+        include_output: bool = False,
+        invoke_status: str | None = None,
+        page_size: int = codes.INVOCATIONS_MAX_RESULTS,
+    ) -> AsyncIterator[Invocation]:
+        """Invocations with their instances; output (when asked for) decoded from Base64."""
+        max_results = min(page_size, codes.INVOCATIONS_MAX_RESULTS)
+
+        def params(token: str | None) -> dict[str, str]:
+            return encode_describe_invocations(
+                invoke_id=invoke_id,
+                instance_id=instance_id,
+                include_output=include_output,
+                invoke_status=invoke_status,
+                max_results=max_results,
+                next_token=token,
+            )
+
+        async for invocation in self._pages("DescribeInvocations", params, decode_invocations_page):
+            yield invocation
+
+    async def describe_invocation_results(
+        self,
+        *,
+        invoke_id: str | None = None,
+        instance_id: str | None = None,
+        invoke_record_status: str | None = None,
+        page_size: int = codes.INVOCATIONS_MAX_RESULTS,
+    ) -> AsyncIterator[InvocationResult]:
+        """Execution records, output decoded from Base64 (paging sits inside `Invocation`)."""
+        max_results = min(page_size, codes.INVOCATIONS_MAX_RESULTS)
+
+        def params(token: str | None) -> dict[str, str]:
+            return encode_describe_invocation_results(
+                invoke_id=invoke_id,
+                instance_id=instance_id,
+                invoke_record_status=invoke_record_status,
+                max_results=max_results,
+                next_token=token,
+            )
+
+        async for result in self._pages(
+            "DescribeInvocationResults", params, decode_invocation_results_page
+        ):
+            yield result
+
+    async def stop_invocation(self, invoke_id: str, instance_ids: Sequence[str] = ()) -> None:
+        """Stop `invoke_id` on `instance_ids` (50 per call), or everywhere when empty."""
+        chunks = _chunks(instance_ids, codes.STOP_INVOCATION_MAX_INSTANCES) or [()]
+        for chunk in chunks:
+            await self._call(
+                "StopInvocation", encode_stop_invocation(invoke_id, chunk), policy=self._retry
+            )
+
+    async def describe_account_attributes(self, names: Sequence[str]) -> AccountAttributes:
+        """The named account attributes (8 per call), or all of them when `names` is empty."""
+        chunks = _chunks(names, codes.ACCOUNT_ATTRIBUTE_NAMES_MAX) or [()]
+        values: dict[str, str] = {}
+        for chunk in chunks:
+            body = await self._call(
+                "DescribeAccountAttributes",
+                encode_describe_account_attributes(chunk),
+                policy=self._retry,
+            )
+            attributes = self._decode("DescribeAccountAttributes", body, decode_account_attributes)
+            values.update(attributes.values)
+        return AccountAttributes(values)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _pages(
+        self,
+        action: str,
+        params: Callable[[str | None], dict[str, str]],
+        decode: Callable[[Mapping[str, Any]], Page[T]],
+    ) -> AsyncIterator[T]:
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            body = await self._call(action, params(token), policy=self._retry)
+            page = self._decode(action, body, decode)
+            for item in page.items:
+                yield item
+            if not page.next_token:
+                return
+            if page.next_token in seen:
+                # A token the server already gave would loop forever.
+                raise ServerError(
+                    "InvalidResponse",
+                    "NextToken repeats an earlier page",
+                    request_id=str(body.get("RequestId", "")),
+                    action=action,
+                )
+            seen.add(page.next_token)
+            token = page.next_token
+
+    async def _call(
+        self, action: str, params: Mapping[str, str], *, policy: RetryPolicy
+    ) -> dict[str, Any]:
+        full = {**params, "RegionId": self.region_id}
+
+        async def attempt() -> dict[str, Any]:
+            query, headers = self._sign(action, full)
+            return await self._http.send(action, query, headers)
+
+        return await retry_call(
+            attempt,
+            policy=policy,
+            clock=self._clock,
+            rng=self._rng,
+            action=action,
+            on_retry=self._on_retry,
+        )
+
+    def _sign(
+        self, action: str, params: Mapping[str, str]
+    ) -> tuple[Mapping[str, str], Mapping[str, str]]:
+        """(query, headers) for one attempt, with a fresh nonce and timestamp."""
+        creds = self._credentials
+        token = creds.security_token.reveal() if creds.security_token is not None else None
+        timestamp, nonce = self._wall_clock(), self._nonce_factory()
+        if self._signature_version == "v1":
+            query = sign_v1(
+                action=action,
+                version=codes.API_VERSION,
+                params=params,
+                access_key_id=creds.access_key_id,
+                access_key_secret=creds.access_key_secret.reveal(),
+                security_token=token,
+                timestamp=timestamp,
+                nonce=nonce,
+            )
+            return query, {"accept": "application/json", "user-agent": USER_AGENT}
+        headers = sign_v3(
+            action=action,
+            version=codes.API_VERSION,
+            host=self._http.host,
+            params=params,
+            access_key_id=creds.access_key_id,
+            access_key_secret=creds.access_key_secret.reveal(),
+            security_token=token,
+            timestamp=timestamp,
+            nonce=nonce,
+            extra_headers={"user-agent": USER_AGENT},
+        )
+        return params, headers
+
+    @staticmethod
+    def _decode(
+        action: str, body: Mapping[str, Any], decode: Callable[[Mapping[str, Any]], T]
+    ) -> T:
+        try:
+            return decode(body)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ServerError(
+                "InvalidResponse",
+                f"the response does not follow the schema: {exc}",
+                request_id=str(body.get("RequestId", "")),
+                action=action,
+            ) from exc

@@ -1,0 +1,260 @@
+"""The credential chain: each source, their order, each refusal, and no secret in any text."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import TYPE_CHECKING
+
+import pytest
+
+from orchestrator.ecs import Credentials, Secret, resolve_credentials
+from orchestrator.errors import CredentialsError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SECRET = "s3cr3t-value"
+TOKEN = "sts-t0ken-value"
+
+
+def _config(tmp_path: Path, profiles: list[dict[str, str]], current: str = "default") -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"current": current, "profiles": profiles}))
+    return path
+
+
+def _ak(name: str, key_id: str = "LTAI-file", **extra: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "mode": "AK",
+        "access_key_id": key_id,
+        "access_key_secret": SECRET,
+    } | extra
+
+
+def _refused(excinfo: pytest.ExceptionInfo[CredentialsError]) -> str:
+    text = str(excinfo.value)
+    assert SECRET not in text
+    assert TOKEN not in text
+    assert SECRET not in repr(excinfo.value)
+    return text
+
+
+def test_explicit_keys_win_over_everything(tmp_path: Path) -> None:
+    """Explicit keys beat the environment and the profile file."""
+    environ = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "env", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "x"}
+    resolved = resolve_credentials(
+        access_key_id="explicit",
+        access_key_secret=SECRET,
+        environ=environ,
+        profile_path=_config(tmp_path, [_ak("default")]),
+    )
+    assert resolved.credentials.access_key_id == "explicit"
+    assert resolved.credentials.access_key_secret.reveal() == SECRET
+    assert resolved.credentials.security_token is None
+    assert resolved.source == "explicit"
+    assert resolved.region_id is None
+
+
+def test_explicit_token_is_kept() -> None:
+    """An explicit STS token is carried as a Secret."""
+    resolved = resolve_credentials(
+        access_key_id="STS.x", access_key_secret=SECRET, security_token=TOKEN, environ={}
+    )
+    assert resolved.credentials.security_token is not None
+    assert resolved.credentials.security_token.reveal() == TOKEN
+
+
+def test_environment_beats_the_profile(tmp_path: Path) -> None:
+    """The ALIBABA_CLOUD_* variables are used before the profile file."""
+    environ = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": "env-id",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
+        "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN,
+    }
+    resolved = resolve_credentials(
+        environ=environ, profile_path=_config(tmp_path, [_ak("default")])
+    )
+    assert resolved.credentials.access_key_id == "env-id"
+    assert resolved.credentials.security_token == Secret(TOKEN)
+    assert resolved.source == "environment"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "missing"),
+    [
+        ({"access_key_id": "id"}, "access_key_secret"),
+        ({"access_key_secret": SECRET}, "access_key_id"),
+        ({"security_token": TOKEN}, "access_key_id"),
+    ],
+)
+def test_half_given_explicit_keys_name_what_is_missing(
+    kwargs: dict[str, str], missing: str
+) -> None:
+    """An ID without a secret (or the reverse) is an error naming the missing value."""
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(
+            access_key_id=kwargs.get("access_key_id"),
+            access_key_secret=kwargs.get("access_key_secret"),
+            security_token=kwargs.get("security_token"),
+            environ={},
+        )
+    assert missing in _refused(excinfo)
+
+
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [
+        ({"ALIBABA_CLOUD_ACCESS_KEY_ID": "id"}, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+        ({"ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}, "ALIBABA_CLOUD_ACCESS_KEY_ID"),
+        (
+            {"ALIBABA_CLOUD_ACCESS_KEY_ID": "", "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN},
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        ),
+    ],
+)
+def test_half_given_environment_names_the_missing_variable(
+    tmp_path: Path, environ: dict[str, str], missing: str
+) -> None:
+    """A half-set environment does not fall through to the profile; it names the variable."""
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ=environ, profile_path=_config(tmp_path, [_ak("default")]))
+    assert missing in _refused(excinfo)
+
+
+def test_profile_current_is_used_with_its_region(tmp_path: Path) -> None:
+    """Without a name, the file's `current` profile is used and its region returned."""
+    path = _config(
+        tmp_path,
+        [_ak("default", "LTAI-default"), _ak("prod", "LTAI-prod", region_id="cn-shanghai")],
+        current="prod",
+    )
+    resolved = resolve_credentials(environ={}, profile_path=path)
+    assert resolved.credentials.access_key_id == "LTAI-prod"
+    assert resolved.region_id == "cn-shanghai"
+    assert "prod" in resolved.source
+
+
+def test_profile_argument_beats_env_which_beats_current(tmp_path: Path) -> None:
+    """Profile chosen by argument, then ALIBABA_CLOUD_PROFILE, then `current`."""
+    path = _config(
+        tmp_path, [_ak("a", "LTAI-a"), _ak("b", "LTAI-b"), _ak("c", "LTAI-c")], current="c"
+    )
+    env = {"ALIBABA_CLOUD_PROFILE": "b"}
+    by_arg = resolve_credentials(environ=env, profile_path=path, profile="a")
+    assert by_arg.credentials.access_key_id == "LTAI-a"
+    assert resolve_credentials(environ=env, profile_path=path).credentials.access_key_id == (
+        "LTAI-b"
+    )
+    assert resolve_credentials(environ={}, profile_path=path).credentials.access_key_id == (
+        "LTAI-c"
+    )
+
+
+def test_sts_token_profile(tmp_path: Path) -> None:
+    """Mode StsToken gives the profile's sts_token as the security token."""
+    profile = _ak("default", mode="StsToken", sts_token=TOKEN)
+    resolved = resolve_credentials(environ={}, profile_path=_config(tmp_path, [profile]))
+    assert resolved.credentials.security_token == Secret(TOKEN)
+
+
+def test_sts_token_profile_without_token_is_refused(tmp_path: Path) -> None:
+    """StsToken without sts_token is an error, not a silent AK."""
+    profile = _ak("default", mode="StsToken")
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ={}, profile_path=_config(tmp_path, [profile]))
+    assert "sts_token" in _refused(excinfo)
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "RamRoleArn",
+        "EcsRamRole",
+        "RsaKeyPair",
+        "ChainableRamRoleArn",
+        "External",
+        "CredentialsURI",
+        "OIDC",
+        "CloudSSO",
+        "SomethingNew",
+    ],
+)
+def test_unsupported_modes_are_refused_by_name(tmp_path: Path, mode: str) -> None:
+    """Every mode but AK and StsToken is refused, and the message names it."""
+    profile = _ak("default", mode=mode)
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ={}, profile_path=_config(tmp_path, [profile]))
+    text = _refused(excinfo)
+    assert repr(mode) in text
+    assert "default" in text
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
+    """Asking for a profile that is not there names it and the ones that are."""
+    path = _config(tmp_path, [_ak("default"), _ak("prod")])
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ={}, profile_path=path, profile="staging")
+    text = _refused(excinfo)
+    assert "'staging'" in text
+    assert "prod" in text
+
+
+def test_missing_file_and_no_other_source(tmp_path: Path) -> None:
+    """No source at all is an error that says where it looked."""
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ={}, profile_path=tmp_path / "nope.json")
+    assert "nope.json" in str(excinfo.value)
+
+
+def test_invalid_json_does_not_leak_the_file(tmp_path: Path) -> None:
+    """A broken config file is reported without its content (which holds secrets)."""
+    path = tmp_path / "config.json"
+    path.write_text('{"profiles": [{"access_key_secret": "' + SECRET + '" oops')
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ={}, profile_path=path)
+    assert "not valid JSON" in _refused(excinfo)
+    assert excinfo.value.__cause__ is None
+    assert excinfo.value.__suppress_context__
+
+
+def test_secret_never_shows() -> None:
+    """repr, str and f-strings of Secret and Credentials hide the secret and the token."""
+    creds = Credentials.of("LTAI-id", SECRET, TOKEN)
+    for text in (
+        repr(creds),
+        str(creds),
+        f"{creds}",
+        repr(creds.access_key_secret),
+        f"{creds.security_token}",
+    ):
+        assert SECRET not in text
+        assert TOKEN not in text
+    assert "LTAI-id" in repr(creds)
+    assert str(Secret(SECRET)) == "***"
+
+
+def test_secret_cannot_be_pickled() -> None:
+    """Pickling would copy the secret somewhere; it is refused."""
+    with pytest.raises(TypeError):
+        pickle.dumps(Secret(SECRET))
+
+
+def test_empty_secret_is_refused_without_echo() -> None:
+    """Credentials with an empty secret are an error naming the key ID only."""
+    with pytest.raises(CredentialsError) as excinfo:
+        Credentials.of("LTAI-id", "")
+    assert "LTAI-id" in str(excinfo.value)
+
+
+def test_default_profile_path_is_under_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without profile_path the chain reads ~/.aliyun/config.json."""
+    (tmp_path / ".aliyun").mkdir()
+    (tmp_path / ".aliyun" / "config.json").write_text(
+        json.dumps({"current": "default", "profiles": [_ak("default", "LTAI-home")]})
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_credentials(environ={}).credentials.access_key_id == "LTAI-home"

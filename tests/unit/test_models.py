@@ -1,0 +1,709 @@
+"""Request encoding and response decoding as pure functions, then the same on a loopback wire."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+
+from orchestrator.ecs import Credentials, EcsClient, RetryPolicy, RunCommandRequest, codes
+from orchestrator.ecs._http import error_from_response
+from orchestrator.ecs._models import (
+    decode_account_attributes,
+    decode_cloud_assistant_status_page,
+    decode_instances_page,
+    decode_invocation_results_page,
+    decode_invocations_page,
+    decode_run_command,
+    encode_describe_account_attributes,
+    encode_describe_cloud_assistant_status,
+    encode_describe_instances,
+    encode_describe_invocation_results,
+    encode_describe_invocations,
+    encode_run_command,
+    encode_stop_invocation,
+    parse_time,
+)
+from orchestrator.errors import (
+    ApiError,
+    AuthError,
+    Forbidden,
+    IdempotencyMismatch,
+    IdempotentProcessing,
+    InvalidParameter,
+    NotFound,
+    QuotaExceeded,
+    ServerError,
+    Throttled,
+    TransportError,
+)
+
+CAPTURES = Path("/work/shared/reference/captures")
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# --- RunCommand encoding -----------------------------------------------------------------------
+
+
+def test_run_command_matches_the_tea_sdk_capture() -> None:
+    """The capture's RunCommand encodes to the Tea SDK's parameters (bar RegionId and bool case)."""
+    captured = dict(json.loads((CAPTURES / "tea.jsonl").read_text().splitlines()[0])["query"])
+    req = RunCommandRequest(
+        type="RunShellScript",
+        content="echo hi",
+        instance_ids=["i-1", "i-2"],
+        parameters={"name": "x"},
+        timeout=60,
+        client_token="tok-1",
+        tags={"k": "v"},
+    )
+    expected = {k: v for k, v in captured.items() if k != "RegionId"}
+    expected["EnableParameter"] = "true"  # the SDK sends Python's "True"; either case is taken
+    assert encode_run_command(req) == expected
+
+
+def test_run_command_every_parameter() -> None:
+    """Every RunCommand field lands on its wire name, booleans lower case, None omitted."""
+    req = RunCommandRequest(
+        type="RunPowerShellScript",
+        content="ZWNobw==",
+        resource_tags={"app": "web", "env": "prod"},
+        name="n",
+        description="d",
+        working_dir="C:\\",
+        timeout=600,
+        enable_parameter=False,
+        repeat_mode="Period",
+        frequency="rate(5m)",
+        keep_command=True,
+        content_encoding="Base64",
+        username="admin",
+        windows_password_name="pw",
+        container_id="docker://" + "a" * 64,
+        container_name="c",
+        client_token="t",
+        resource_group_id="rg-1",
+        launcher="python3 -u {{ACS::ScriptFileName}}",
+        termination_mode="ProcessTree",
+        oss_output_delivery="oss://b/p",
+    )
+    assert encode_run_command(req) == {
+        "Type": "RunPowerShellScript",
+        "CommandContent": "ZWNobw==",
+        "ResourceTag.1.Key": "app",
+        "ResourceTag.1.Value": "web",
+        "ResourceTag.2.Key": "env",
+        "ResourceTag.2.Value": "prod",
+        "Name": "n",
+        "Description": "d",
+        "WorkingDir": "C:\\",
+        "Timeout": "600",
+        "EnableParameter": "false",
+        "RepeatMode": "Period",
+        "Frequency": "rate(5m)",
+        "KeepCommand": "true",
+        "ContentEncoding": "Base64",
+        "Username": "admin",
+        "WindowsPasswordName": "pw",
+        "ContainerId": "docker://" + "a" * 64,
+        "ContainerName": "c",
+        "ClientToken": "t",
+        "ResourceGroupId": "rg-1",
+        "Launcher": "python3 -u {{ACS::ScriptFileName}}",
+        "TerminationMode": "ProcessTree",
+        "OssOutputDelivery": "oss://b/p",
+    }
+
+
+def test_parameters_are_compact_utf8_json_and_imply_enable_parameter() -> None:
+    """Parameters travel as compact JSON with UTF-8 kept, and switch EnableParameter on."""
+    req = RunCommandRequest(type="RunShellScript", content="x", parameters={"a": 1, "b": "ü x"})
+    params = encode_run_command(req)
+    assert params["Parameters"] == '{"a":1,"b":"ü x"}'
+    assert params["EnableParameter"] == "true"
+    minimal = encode_run_command(RunCommandRequest(type="RunShellScript", content="x"))
+    assert minimal == {"Type": "RunShellScript", "CommandContent": "x"}
+
+
+def test_request_is_frozen_and_copies_its_mappings() -> None:
+    """Changing the caller's dict later cannot change a request (or its ClientToken's meaning)."""
+    parameters = {"a": "1"}
+    ids = ["i-1"]
+    req = RunCommandRequest(
+        type="RunShellScript", content="x", instance_ids=ids, parameters=parameters
+    )
+    parameters["a"] = "2"
+    ids.append("i-2")
+    assert req.parameters == {"a": "1"}
+    assert req.instance_ids == ("i-1",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.content = "y"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        req.parameters["a"] = "3"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        RunCommandRequest(type="RunShellScript", content="x", instance_ids="i-1")
+
+
+# --- other requests ----------------------------------------------------------------------------
+
+
+def test_describe_instances_encoding() -> None:
+    """InstanceIds is ONE JSON-array string; tags are Tag.N pairs; MaxResults/NextToken paging."""
+    params = encode_describe_instances(
+        instance_ids=["i-1", "i-2"],
+        tags={"app": "web", "env": "prod"},
+        zone_id="cn-hangzhou-h",
+        status="Running",
+        max_results=100,
+        next_token="nt",
+    )
+    assert params == {
+        "InstanceIds": '["i-1","i-2"]',
+        "Tag.1.Key": "app",
+        "Tag.1.Value": "web",
+        "Tag.2.Key": "env",
+        "Tag.2.Value": "prod",
+        "ZoneId": "cn-hangzhou-h",
+        "Status": "Running",
+        "MaxResults": "100",
+        "NextToken": "nt",
+    }
+    assert encode_describe_instances() == {"MaxResults": "100"}
+    assert encode_describe_instances(instance_ids=[])["InstanceIds"] == "[]"
+
+
+def test_describe_invocation_calls_ask_for_base64() -> None:
+    """Both invocation calls request ContentEncoding=Base64 explicitly; InstanceId is one ID."""
+    params = encode_describe_invocations(
+        invoke_id="t-1", include_output=True, invoke_status="Running"
+    )
+    assert params == {
+        "InvokeId": "t-1",
+        "IncludeOutput": "true",
+        "ContentEncoding": "Base64",
+        "InvokeStatus": "Running",
+        "MaxResults": "50",
+    }
+    results = encode_describe_invocation_results(
+        instance_id="i-1", invoke_record_status="Finished", next_token="n"
+    )
+    assert results == {
+        "InstanceId": "i-1",
+        "InvokeRecordStatus": "Finished",
+        "ContentEncoding": "Base64",
+        "MaxResults": "50",
+        "NextToken": "n",
+    }
+
+
+def test_repeat_lists() -> None:
+    """InstanceId.N and AttributeName.N are numbered from 1."""
+    assert encode_stop_invocation("t-1", ["i-1", "i-2"]) == {
+        "InvokeId": "t-1",
+        "InstanceId.1": "i-1",
+        "InstanceId.2": "i-2",
+    }
+    assert encode_stop_invocation("t-1") == {"InvokeId": "t-1"}
+    assert encode_describe_cloud_assistant_status(["i-1"]) == {
+        "InstanceId.1": "i-1",
+        "MaxResults": "50",
+    }
+    assert encode_describe_account_attributes(["a", "b"]) == {
+        "AttributeName.1": "a",
+        "AttributeName.2": "b",
+    }
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2020-05-11T09:01:39Z", datetime(2020, 5, 11, 9, 1, 39, tzinfo=UTC)),
+        ("2017-12-10T04:04Z", datetime(2017, 12, 10, 4, 4, tzinfo=UTC)),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_time(text: str | None, expected: datetime | None) -> None:
+    """Both documented forms become aware UTC datetimes; empty is None."""
+    parsed = parse_time(text)
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.tzinfo is UTC
+
+
+def test_decode_run_command() -> None:
+    """RequestId, CommandId, InvokeId; a missing InvokeId is an error naming it."""
+    result = decode_run_command({"RequestId": "r", "CommandId": "c-1", "InvokeId": "t-1"})
+    assert (result.request_id, result.command_id, result.invoke_id) == ("r", "c-1", "t-1")
+    with pytest.raises(ValueError, match="InvokeId"):
+        decode_run_command({"RequestId": "r", "CommandId": "c-1"})
+
+
+INSTANCES = {
+    "RequestId": "r",
+    "NextToken": "page-2",
+    "Instances": {
+        "Instance": [
+            {
+                "InstanceId": "i-1",
+                "InstanceName": "web-1",
+                "Status": "Running",
+                "ZoneId": "cn-hangzhou-g",
+                "RegionId": "cn-hangzhou",
+                "OSType": "linux",
+                "HostName": "web-1",
+                "CreationTime": "2017-12-10T04:04Z",
+                "VpcAttributes": {"PrivateIpAddress": {"IpAddress": ["172.17.0.1"]}},
+                "Tags": {"Tag": [{"TagKey": "app", "TagValue": "web"}]},
+            }
+        ]
+    },
+}
+
+
+def test_decode_instances_page() -> None:
+    """Fields, enum status, minute-precision time, tags and the next token."""
+    page = decode_instances_page(INSTANCES)
+    assert page.next_token == "page-2"
+    (instance,) = page.items
+    assert instance.instance_id == "i-1"
+    assert instance.status is codes.InstanceStatus.RUNNING
+    assert instance.creation_time == datetime(2017, 12, 10, 4, 4, tzinfo=UTC)
+    assert instance.tags == {"app": "web"}
+    assert instance.private_ips == ("172.17.0.1",)
+    assert decode_instances_page({"RequestId": "r", "Instances": {"Instance": []}}).items == ()
+
+
+def test_unknown_status_is_an_error_naming_the_field() -> None:
+    """A status outside the enum is reported, not silently kept."""
+    body = json.loads(json.dumps(INSTANCES))
+    body["Instances"]["Instance"][0]["Status"] = "Exploded"
+    with pytest.raises(ValueError, match="Status"):
+        decode_instances_page(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "online"),
+    [("true", True), ("false", False), (True, True), (False, False), ("True", True)],
+)
+def test_cloud_assistant_online_accepts_strings_and_booleans(raw: str | bool, online: bool) -> None:
+    """CloudAssistantStatus may be the string "true"/"false" or a JSON boolean."""
+    body = {
+        "InstanceCloudAssistantStatusSet": {
+            "InstanceCloudAssistantStatus": [
+                {
+                    "InstanceId": "i-1",
+                    "CloudAssistantStatus": raw,
+                    "CloudAssistantVersion": "2.2.0.106",
+                    "LastHeartbeatTime": "2021-03-15T09:00:00Z",
+                    "ActiveTaskCount": 1,
+                    "InvocationCount": 2,
+                    "OSType": "Linux",
+                }
+            ]
+        }
+    }
+    (status,) = decode_cloud_assistant_status_page(body).items
+    assert status.online is online
+    assert status.last_heartbeat == datetime(2021, 3, 15, 9, tzinfo=UTC)
+    assert (status.active_task_count, status.invocation_count) == (1, 2)
+
+
+def test_cloud_assistant_unknown_value_is_an_error() -> None:
+    """Anything but true/false is refused."""
+    body = {
+        "InstanceCloudAssistantStatusSet": {
+            "InstanceCloudAssistantStatus": [{"InstanceId": "i-1", "CloudAssistantStatus": "maybe"}]
+        }
+    }
+    with pytest.raises(ValueError, match="CloudAssistantStatus"):
+        decode_cloud_assistant_status_page(body)
+
+
+INVOCATIONS = {
+    "RequestId": "r",
+    "NextToken": "",
+    "Invocations": {
+        "Invocation": [
+            {
+                "InvokeId": "t-1",
+                "CommandId": "c-1",
+                "CommandType": "RunShellScript",
+                "InvocationStatus": "Failed",
+                "InvokeStatus": "Finished",
+                "RepeatMode": "Once",
+                "Timeout": 60,
+                "CreationTime": "2020-05-11T09:01:39Z",
+                "InvokeInstances": {
+                    "InvokeInstance": [
+                        {
+                            "InstanceId": "i-1",
+                            "InvocationStatus": "Failed",
+                            "InstanceInvokeStatus": "Finished",
+                            "ExitCode": 1,
+                            "ErrorCode": "ExitCodeNonzero",
+                            "ErrorInfo": "the command execution exit code is not zero.",
+                            "Output": b64("15:30:01\n"),
+                            "Dropped": 0,
+                            "Repeats": 1,
+                            "CreationTime": "2020-05-11T09:01:39Z",
+                            "StartTime": "2020-05-11T09:01:40Z",
+                            "FinishTime": "2020-05-11T09:01:41Z",
+                            "UpdateTime": "2020-05-11T09:01:41Z",
+                            "StopTime": "",
+                        },
+                        {"InstanceId": "i-2", "InvocationStatus": "Running", "Output": ""},
+                    ]
+                },
+            }
+        ]
+    },
+}
+
+
+def test_decode_invocations_page() -> None:
+    """Overall and per-instance enums, FinishTime, "" StopTime → None, Base64 output decoded."""
+    page = decode_invocations_page(INVOCATIONS)
+    assert page.next_token == ""
+    (invocation,) = page.items
+    assert invocation.status is codes.InvocationStatus.FAILED
+    assert invocation.timeout == 60
+    done, running = invocation.instances
+    assert done.status is codes.InstanceInvocationStatus.FAILED
+    assert done.exit_code == 1
+    assert done.output == "15:30:01\n"
+    assert done.finish_time == datetime(2020, 5, 11, 9, 1, 41, tzinfo=UTC)
+    assert done.stop_time is None
+    assert running.status is codes.InstanceInvocationStatus.RUNNING
+    assert running.exit_code is None
+    assert running.output == ""
+
+
+def test_output_that_is_not_utf8_is_replaced_not_fatal() -> None:
+    """Bytes that are not UTF-8 decode with U+FFFD; text that is not Base64 is an error."""
+    body = json.loads(json.dumps(INVOCATIONS))
+    item = body["Invocations"]["Invocation"][0]["InvokeInstances"]["InvokeInstance"][0]
+    item["Output"] = base64.b64encode(b"ok \xff\xfe").decode()
+    assert decode_invocations_page(body).items[0].instances[0].output == "ok \ufffd\ufffd"
+    item["Output"] = "not base64!"
+    with pytest.raises(ValueError, match="Output"):
+        decode_invocations_page(body)
+
+
+def test_decode_invocation_results_page_reads_paging_inside_invocation() -> None:
+    """Records and NextToken sit inside `Invocation`; the finish time is `FinishedTime`."""
+    body = {
+        "RequestId": "r",
+        "Invocation": {
+            "NextToken": "more",
+            "InvocationResults": {
+                "InvocationResult": [
+                    {
+                        "InvokeId": "t-1",
+                        "CommandId": "c-1",
+                        "InstanceId": "i-1",
+                        "InvocationStatus": "Success",
+                        "InvokeRecordStatus": "Finished",
+                        "ExitCode": 0,
+                        "ErrorCode": "",
+                        "Output": b64("héllo"),
+                        "Dropped": 3,
+                        "Repeats": 1,
+                        "StartTime": "2020-05-11T09:01:40Z",
+                        "FinishedTime": "2020-05-11T09:01:41Z",
+                        "StopTime": "",
+                        "Username": "root",
+                    }
+                ]
+            },
+        },
+    }
+    page = decode_invocation_results_page(body)
+    assert page.next_token == "more"
+    (result,) = page.items
+    assert result.status is codes.InstanceInvocationStatus.SUCCESS
+    assert result.record_status is codes.InvokeRecordStatus.FINISHED
+    assert result.output == "héllo"
+    assert result.dropped == 3
+    assert result.finish_time == datetime(2020, 5, 11, 9, 1, 41, tzinfo=UTC)
+    assert decode_invocation_results_page({"RequestId": "r"}).items == ()
+
+
+def test_decode_account_attributes_and_quotas() -> None:
+    """Name → first value; the two Cloud Assistant quotas as ints, None when absent."""
+    body = {
+        "AccountAttributeItems": {
+            "AccountAttributeItem": [
+                {
+                    "AttributeName": "max-axt-invocation-daily",
+                    "AttributeValues": {"ValueItem": [{"Value": "10000", "Count": 1}]},
+                },
+                {
+                    "AttributeName": "instance-network-type",
+                    "AttributeValues": {"ValueItem": [{"Value": "vpc"}]},
+                },
+            ]
+        }
+    }
+    attributes = decode_account_attributes(body)
+    assert attributes.values == {
+        "max-axt-invocation-daily": "10000",
+        "instance-network-type": "vpc",
+    }
+    assert attributes.daily_invocation_quota == 10000
+    assert attributes.command_quota is None
+
+
+# --- error bodies -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "cls"),
+    [
+        ("Throttling.User", 400, Throttled),
+        ("InternalError.Dispatch", 500, ServerError),
+        ("ServiceUnavailable", 503, ServerError),
+        ("IdempotentProcessing", 403, IdempotentProcessing),
+        ("SignatureDoesNotMatch", 400, AuthError),
+        ("InvalidAccessKeyId.NotFound", 404, AuthError),
+        ("Invocation.ExceedQuota", 403, QuotaExceeded),
+        ("IdempotentParameterMismatch", 403, IdempotencyMismatch),
+        ("InvalidInstance.NotFound", 404, NotFound),
+        ("Operation.Forbidden", 403, Forbidden),
+        ("MissingParam.InstanceId", 400, InvalidParameter),
+        ("Some.NewCode", 400, InvalidParameter),
+    ],
+)
+def test_error_body_becomes_the_right_class(code: str, status: int, cls: type[ApiError]) -> None:
+    """The error class follows codes.kind_of; code, message, request id, status, action kept."""
+    body = json.dumps({"RequestId": "r-9", "Code": code, "Message": "m"}).encode()
+    error = error_from_response(status, "Whatever", body, action="RunCommand")
+    assert type(error) is cls
+    assert (error.code, error.message, error.request_id, error.http_status, error.action) == (
+        code,
+        "m",
+        "r-9",
+        status,
+        "RunCommand",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "cls", "code"),
+    [
+        (502, "Bad Gateway", ServerError, "InternalError"),
+        (429, "Too Many Requests", Throttled, "Throttling"),
+        (404, "Not Found", NotFound, "NotFound"),
+    ],
+)
+def test_error_without_json_body_is_classed_by_status(
+    status: int, reason: str, cls: type[ApiError], code: str
+) -> None:
+    """A proxy's HTML error page is classed by its status."""
+    error = error_from_response(status, reason, b"<html>oops</html>", action="X")
+    assert type(error) is cls
+    assert error.code == code
+
+
+# --- the client on a loopback wire ----------------------------------------------------------------
+
+
+Answer = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
+
+
+class Recorder:
+    """A loopback server that answers with a function of the request and records queries."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.queries: list[dict[str, str]] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        self.queries.append(query)
+        return await self.answer(request, query)
+
+
+async def _start(recorder: Recorder) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/", recorder.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+def _client(session: aiohttp.ClientSession, url: str) -> EcsClient:
+    return EcsClient(
+        url,
+        session,
+        Credentials.of("testid", "testsecret"),
+        region_id="cn-hangzhou",
+        retry=RetryPolicy.none(),
+    )
+
+
+@pytest.mark.anyio
+async def test_describe_instances_chunks_ids_and_follows_next_token() -> None:
+    """150 IDs go as 100 + 50 in JSON-array strings; each chunk follows NextToken to the end."""
+
+    async def answer(request: web.Request, query: dict[str, str]) -> web.StreamResponse:
+        ids = json.loads(query["InstanceIds"])
+        half = len(ids) // 2
+        chosen = ids[:half] if "NextToken" not in query else ids[half:]
+        instances = [{"InstanceId": i, "Status": "Running"} for i in chosen]
+        token = "" if "NextToken" in query else "second"
+        return web.json_response(
+            {"RequestId": "r", "NextToken": token, "Instances": {"Instance": instances}}
+        )
+
+    recorder = Recorder(answer)
+    runner, url = await _start(recorder)
+    ids = [f"i-{n:03d}" for n in range(150)]
+    try:
+        async with aiohttp.ClientSession() as session:
+            found = [
+                i.instance_id
+                async for i in _client(session, url).describe_instances(
+                    instance_ids=ids, tags={"app": "web"}
+                )
+            ]
+    finally:
+        await runner.cleanup()
+    assert found == ids
+    assert [len(json.loads(q["InstanceIds"])) for q in recorder.queries] == [100, 100, 50, 50]
+    assert all(q["Tag.1.Key"] == "app" and q["RegionId"] == "cn-hangzhou" for q in recorder.queries)
+
+
+@pytest.mark.anyio
+async def test_cloud_assistant_status_is_chunked_by_50() -> None:
+    """120 IDs are asked in calls of 50, 50 and 20 InstanceId.N."""
+
+    async def answer(request: web.Request, query: dict[str, str]) -> web.StreamResponse:
+        ids = [v for k, v in query.items() if k.startswith("InstanceId.")]
+        items = [{"InstanceId": i, "CloudAssistantStatus": "true"} for i in ids]
+        return web.json_response(
+            {
+                "RequestId": "r",
+                "InstanceCloudAssistantStatusSet": {"InstanceCloudAssistantStatus": items},
+            }
+        )
+
+    recorder = Recorder(answer)
+    runner, url = await _start(recorder)
+    ids = [f"i-{n}" for n in range(120)]
+    try:
+        async with aiohttp.ClientSession() as session:
+            statuses = await _client(session, url).describe_cloud_assistant_status(ids)
+    finally:
+        await runner.cleanup()
+    assert [s.instance_id for s in statuses] == ids
+    assert [sum(k.startswith("InstanceId.") for k in q) for q in recorder.queries] == [50, 50, 20]
+
+
+@pytest.mark.anyio
+async def test_dropped_connection_is_a_transport_error_without_the_query() -> None:
+    """A connection closed mid-answer becomes TransportError whose text holds no signature."""
+
+    async def answer(request: web.Request, query: dict[str, str]) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+
+    recorder = Recorder(answer)
+    runner, url = await _start(recorder)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = EcsClient(
+                url,
+                session,
+                Credentials.of("testid", "testsecret"),
+                region_id="cn-hangzhou",
+                signature_version="v1",
+                retry=RetryPolicy.none(),
+            )
+            with pytest.raises(TransportError) as excinfo:
+                await client.stop_invocation("t-1")
+    finally:
+        await runner.cleanup()
+    signature = recorder.queries[0]["Signature"]
+    assert signature not in str(excinfo.value)
+    assert "Signature" not in str(excinfo.value)
+    assert excinfo.value.__cause__ is not None
+
+
+@pytest.mark.anyio
+async def test_non_json_success_is_an_invalid_response() -> None:
+    """A 200 whose body is not a JSON object is a ServerError InvalidResponse."""
+
+    async def answer(request: web.Request, query: dict[str, str]) -> web.StreamResponse:
+        return web.Response(text="<xml/>")
+
+    runner, url = await _start(Recorder(answer))
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(ServerError) as excinfo:
+                await _client(session, url).stop_invocation("t-1")
+    finally:
+        await runner.cleanup()
+    assert excinfo.value.code == "InvalidResponse"
+
+
+@pytest.mark.anyio
+async def test_repr_shows_endpoint_region_and_key_id_only() -> None:
+    """repr(client) names endpoint, region and key ID, never the secret."""
+    async with aiohttp.ClientSession() as session:
+        client = EcsClient(
+            "https://ecs.cn-hangzhou.aliyuncs.com",
+            session,
+            Credentials.of("LTAI-x", "sekrit-value"),
+            region_id="cn-hangzhou",
+        )
+        text = repr(client)
+    assert "https://ecs.cn-hangzhou.aliyuncs.com" in text
+    assert "cn-hangzhou" in text
+    assert "LTAI-x" in text
+    assert "sekrit-value" not in text
+
+
+@pytest.mark.anyio
+async def test_request_timeout_is_a_transport_error() -> None:
+    """A server that never answers trips the client's request_timeout as a TransportError."""
+    release = anyio.Event()
+
+    async def answer(request: web.Request, query: dict[str, str]) -> web.StreamResponse:
+        await release.wait()
+        return web.json_response({"RequestId": "r"})
+
+    runner, url = await _start(Recorder(answer))
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = EcsClient(
+                url,
+                session,
+                Credentials.of("testid", "testsecret"),
+                region_id="cn-hangzhou",
+                retry=RetryPolicy.none(),
+                request_timeout=0.05,
+            )
+            with pytest.raises(TransportError) as excinfo:
+                await client.stop_invocation("t-1")
+    finally:
+        release.set()
+        await runner.cleanup()
+    assert "TimeoutError" in str(excinfo.value)
+    assert "StopInvocation" in str(excinfo.value)
