@@ -1,0 +1,159 @@
+"""Seeded, deterministic fault injection for the simulator.
+
+Each request in scope gets a `FaultDecision` from one `random.Random(seed)`, drawn in the
+order requests reach this point, with a fixed number of draws per request so that
+changing one rate does not shift the others. What the decision means:
+
+- `error` ("InternalError" 500 / "ServiceUnavailable" 503): answer it *without* acting;
+- `after` = "drop": act, then close the connection with no answer;
+- `after` = "reset": act, then reset the connection (TCP RST);
+- `after` = "stall": act, then hold the answer for `stall_seconds` of real time;
+- `latency`: simulation-clock seconds added before acting.
+
+Tests can also script faults at run time without restarting: `set()` a new `FaultSpec`,
+or `fail_next()` to queue "the next N calls (of action X) fail with <kind>" (scripted
+faults come first and draw nothing from the seeded stream). `counts` tells how many of
+each kind were injected.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from orchestrator.sim._spec import FaultSpec
+
+
+class FaultKind(enum.StrEnum):
+    """One kind of injected fault; also the key of `Faults.counts`."""
+
+    INTERNAL_ERROR = "internal_error"  # 500 InternalError, not acted upon
+    UNAVAILABLE = "unavailable"  # 503 ServiceUnavailable, not acted upon
+    DROP = "drop"  # acted upon, then closed without an answer
+    RESET = "reset"  # acted upon, then TCP RST
+    STALL = "stall"  # acted upon, answer held back
+    LATENCY = "latency"  # answer delayed (counted once per delayed request)
+
+
+_ERROR_CODES = {
+    FaultKind.INTERNAL_ERROR: "InternalError",
+    FaultKind.UNAVAILABLE: "ServiceUnavailable",
+}
+_AFTER_KINDS = frozenset({FaultKind.DROP, FaultKind.RESET, FaultKind.STALL})
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    """What to do to one request."""
+
+    latency: float = 0.0
+    error: FaultKind | None = None  # INTERNAL_ERROR or UNAVAILABLE
+    after: FaultKind | None = None  # DROP, RESET or STALL
+    stall_seconds: float = 0.0
+
+    @property
+    def error_code(self) -> str | None:
+        """The API error code to answer with, when the request fails before acting."""
+        return None if self.error is None else _ERROR_CODES[self.error]
+
+
+NO_FAULT = FaultDecision()
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripted:
+    kind: FaultKind
+    action: str | None
+    stall_seconds: float
+
+
+class Faults:
+    """The fault controller of one running simulator."""
+
+    def __init__(self, spec: FaultSpec | None = None) -> None:
+        self._spec = spec or FaultSpec()
+        self._rng = random.Random(self._spec.seed)  # noqa: S311 - reproducible, not secret
+        self._queue: deque[_Scripted] = deque()
+        self._counts: Counter[FaultKind] = Counter()
+
+    @property
+    def spec(self) -> FaultSpec:
+        """The seeded faults in force."""
+        return self._spec
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Faults injected so far, by kind (every kind present, zero or not)."""
+        return {kind.value: self._counts[kind] for kind in FaultKind}
+
+    def set(self, spec: FaultSpec) -> None:
+        """Replace the seeded faults; the random stream restarts from `spec.seed`."""
+        self._spec = spec
+        self._rng = random.Random(spec.seed)  # noqa: S311
+
+    def fail_next(
+        self,
+        kind: FaultKind | str,
+        count: int = 1,
+        *,
+        action: str | None = None,
+        stall_seconds: float | None = None,
+    ) -> None:
+        """Queue `count` scripted faults for the next calls (of `action`, if given)."""
+        fault = FaultKind(kind)
+        if fault is FaultKind.LATENCY:
+            raise ValueError("latency is set through FaultSpec, not queued")
+        seconds = self._spec.stall_seconds if stall_seconds is None else stall_seconds
+        self._queue.extend(_Scripted(fault, action, seconds) for _ in range(count))
+
+    def clear(self) -> None:
+        """Forget queued faults and stop the seeded ones (counts are kept)."""
+        self._queue.clear()
+        self.set(FaultSpec(seed=self._spec.seed))
+
+    @property
+    def pending(self) -> int:
+        """Scripted faults not yet used."""
+        return len(self._queue)
+
+    def decide(self, action: str) -> FaultDecision:
+        """The fault for the request arriving now (one call per request, in order)."""
+        scripted = self._take_scripted(action)
+        decision = scripted if scripted is not None else self._draw(action)
+        if decision.latency > 0:
+            self._counts[FaultKind.LATENCY] += 1
+        for kind in (decision.error, decision.after):
+            if kind is not None:
+                self._counts[kind] += 1
+        return decision
+
+    def _take_scripted(self, action: str) -> FaultDecision | None:
+        for index, scripted in enumerate(self._queue):
+            if scripted.action is None or scripted.action == action:
+                del self._queue[index]
+                if scripted.kind in _AFTER_KINDS:
+                    return FaultDecision(after=scripted.kind, stall_seconds=scripted.stall_seconds)
+                return FaultDecision(error=scripted.kind)
+        return None
+
+    def _draw(self, action: str) -> FaultDecision:
+        spec = self._spec
+        if spec.actions and action not in spec.actions:
+            return NO_FAULT
+        # Always five draws, whatever the rates, so the stream stays aligned.
+        error, which, drop, reset, stall = (self._rng.random() for _ in range(5))
+        latency = max(spec.latency, 0.0)
+        if error < spec.error_rate:
+            kind = FaultKind.INTERNAL_ERROR if which < 0.5 else FaultKind.UNAVAILABLE  # noqa: PLR2004
+            return FaultDecision(latency=latency, error=kind)
+        if drop < spec.drop_rate:
+            return FaultDecision(latency=latency, after=FaultKind.DROP)
+        if reset < spec.reset_rate:
+            return FaultDecision(latency=latency, after=FaultKind.RESET)
+        if stall < spec.stall_rate:
+            return FaultDecision(
+                latency=latency, after=FaultKind.STALL, stall_seconds=spec.stall_seconds
+            )
+        return FaultDecision(latency=latency)
