@@ -1,0 +1,73 @@
+"""Argument parsing: one sub-command per job, each a thin call into the library."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Final
+
+from orchestrator.cli import _instances, _sim
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+_COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
+    "instances": _instances.run,
+    "sim": _sim.run,
+}
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_argument_group("where to send calls")
+    where.add_argument("--region", help="region id, e.g. cn-hangzhou")
+    where.add_argument(
+        "--endpoint", help="endpoint URL (default: https://ecs.<region>.aliyuncs.com)"
+    )
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    where.add_argument(
+        "--sim",
+        nargs="?",
+        const="",
+        metavar="FLEET",
+        help="start the embedded simulator (the demo fleet, or FLEET) and call it",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Run a script across a fleet of Alibaba Cloud ECS instances.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    instances = commands.add_parser(
+        "instances",
+        help="list instances and their Cloud Assistant status",
+        description="List instances (DescribeInstances) with their Cloud Assistant status.",
+    )
+    _add_target_options(instances)
+    instances.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only instances with this tag (repeat: all must match)",
+    )
+    instances.add_argument("--zone", help="only instances in this zone")
+    instances.add_argument(
+        "--limit", type=int, default=20, help="instances to list one by one (default 20)"
+    )
+
+    sim = commands.add_parser(
+        "sim",
+        help="run the ECS API simulator",
+        description="Serve the ECS API simulator on loopback until interrupted.",
+    )
+    sim.add_argument("--fleet", help="fleet file (default: the demo fleet)")
+    sim.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
+    sim.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    return parser
+
+
+def dispatch(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return _COMMANDS[args.command](args)

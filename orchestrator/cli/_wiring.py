@@ -1,0 +1,78 @@
+"""The composition root: the only place that picks implementations.
+
+It builds the clock, the HTTP session, the credentials and the ECS client, pointed at the
+region's endpoint, an explicit endpoint, or a simulator started in-process on a free
+loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from orchestrator.clock import SystemClock
+from orchestrator.ecs import Credentials, EcsClient, endpoint_for_region, resolve_credentials
+from orchestrator.errors import CredentialsError
+from orchestrator.sim import default_fleet, load_fleet, serve
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+# Connect fast, read patiently: a lost answer is retried (RunCommand with the same
+# ClientToken), so a stalled response must end in an error rather than a hang.
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a command sends its calls. `sim` is None (no simulator), "" (the demo fleet)
+    or a fleet file path."""
+
+    region: str | None = None
+    endpoint: str | None = None
+    sim: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    client: EcsClient
+    region: str
+    description: str
+
+
+@asynccontextmanager
+async def connect(target: Target) -> AsyncIterator[Connection]:
+    """A ready client for `target`, with everything it needs closed on exit."""
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession(timeout=_TIMEOUT))
+        if target.sim is not None:
+            fleet = load_fleet(Path(target.sim)) if target.sim else default_fleet()
+            sim = await stack.enter_async_context(serve(fleet))
+            credentials = Credentials.of(sim.access_key_id, sim.access_key_secret)
+            region = target.region or fleet.region
+            client = EcsClient(sim.url, session, credentials, region_id=region)
+            description = f"simulator at {sim.url} ({target.sim or 'demo fleet'})"
+        else:
+            resolved = resolve_credentials(environ=os.environ, profile=target.profile)
+            region = (
+                target.region
+                or os.environ.get("ALIBABA_CLOUD_REGION_ID")
+                or resolved.region_id
+                or ""
+            )
+            if not region:
+                raise CredentialsError(
+                    "no region: pass --region, set ALIBABA_CLOUD_REGION_ID, or use --sim"
+                )
+            endpoint = target.endpoint or endpoint_for_region(region)
+            client = EcsClient(
+                endpoint, session, resolved.credentials, region_id=region, clock=SystemClock()
+            )
+            description = endpoint
+        yield Connection(client=client, region=region, description=description)

@@ -1,0 +1,555 @@
+"""The read-only action handlers: the five Describe calls, shaped as api-schemas.md says.
+
+Each handler takes the `Simulation` and a `Call` and returns the body without
+RequestId. Both paging styles are served: MaxResults + NextToken (an opaque token) and
+PageNumber + PageSize; TotalCount is always the true count. Statuses are derived at the
+moment of the call from the simulation clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from orchestrator.ecs import codes
+from orchestrator.sim._agent import SESSION_MANAGER_MIN_VERSION, version_tuple
+from orchestrator.sim._invocations import (
+    Invocation,
+    Record,
+    RecordView,
+    legacy_instance_status,
+    legacy_invoke_status,
+    record_status,
+)
+from orchestrator.sim._protocol import Call, SimApiError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+    from orchestrator.sim._fleet import InstanceSpec
+    from orchestrator.sim._simulation import Simulation
+
+# Attribute names DescribeAccountAttributes documents (SDK); we answer the ones we model.
+_DOCUMENTED_ATTRIBUTES: Final = frozenset(
+    {
+        "max-security-groups", "max-elastic-network-interfaces", "instance-network-type",
+        "max-postpaid-instance-vcpu-count", "max-spot-instance-vcpu-count",
+        "used-postpaid-instance-vcpu-count", "used-spot-instance-vcpu-count",
+        "max-dedicated-hosts", "supported-postpaid-instance-types", "real-name-authentication",
+        "max-cloud-assistant-activation-count", "max-axt-command-count",
+        "max-axt-invocation-daily",
+    }
+)  # fmt: skip
+
+
+def api_time(moment: datetime | None) -> str:
+    """Cloud Assistant times: UTC `yyyy-MM-ddTHH:mm:ssZ`; "" when unset."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else ""
+
+
+def _instance_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%MZ")  # DescribeInstances: no seconds (DOC21, SDK71)
+
+
+# --- paging ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    offset: int
+    size: int
+    by_token: bool
+
+    def fields(self, total: int) -> dict[str, Any]:
+        end = self.offset + self.size
+        token = _encode_token(end) if self.by_token and end < total else ""
+        return {
+            "TotalCount": total,
+            "PageNumber": self.offset // self.size + 1,
+            "PageSize": self.size,
+            "NextToken": token,
+        }
+
+    def slice(self, items: Iterable[Any]) -> list[Any]:
+        return list(itertools.islice(items, self.offset, self.offset + self.size))
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"sim:{offset}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise SimApiError("InvalidParameter.NextToken") from None
+    prefix, _, offset = text.partition(":")
+    if prefix != "sim" or not offset.isdigit():
+        raise SimApiError("InvalidParameter.NextToken")
+    return int(offset)
+
+
+def _integer(params: Mapping[str, str], name: str, code: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SimApiError(code) from None
+
+
+def _page(params: Mapping[str, str], *, maximum: int, clamp: bool = False) -> _Page:
+    """MaxResults + NextToken when either is given, else PageNumber + PageSize.
+    `clamp` (DescribeInstances): MaxResults unset or < 10 → 10, > maximum → maximum;
+    otherwise MaxResults outside 1..maximum is an error."""
+    max_results = _integer(params, "MaxResults", "InvalidParameter.MaxResults")
+    token = params.get("NextToken", "")
+    if max_results is not None or token:
+        if clamp:
+            size = min(max(max_results or 10, 10), maximum)
+        elif max_results is None:
+            size = 10
+        elif not 1 <= max_results <= maximum:
+            raise SimApiError("InvalidParameter.MaxResults")
+        else:
+            size = max_results
+        return _Page(_decode_token(token) if token else 0, size, by_token=True)
+    number = _integer(params, "PageNumber", "InvalidParam.PageNumber") or 1
+    size = _integer(params, "PageSize", "InvalidParam.PageSize") or 10
+    if number < 1:
+        raise SimApiError("InvalidParam.PageNumber")
+    if not 1 <= size <= maximum:
+        raise SimApiError("InvalidParam.PageSize")
+    return _Page((number - 1) * size, size, by_token=False)
+
+
+# --- parameter helpers -----------------------------------------------------------------
+
+
+def _repeated(params: Mapping[str, str], name: str) -> list[str]:
+    found = []
+    prefix = name + "."
+    for key, value in params.items():
+        suffix = key[len(prefix) :] if key.startswith(prefix) else ""
+        if suffix.isdigit() and value:
+            found.append((int(suffix), value))
+    return [value for _, value in sorted(found)]
+
+
+def _tag_filters(params: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """`Tag.N.Key` / `Tag.N.Value` pairs; a key without a value matches any value."""
+    pattern = re.compile(r"^Tag\.(\d+)\.(Key|Value)$")
+    by_index: dict[int, dict[str, str]] = {}
+    for key, value in params.items():
+        match = pattern.match(key)
+        if match:
+            by_index.setdefault(int(match[1]), {})[match[2]] = value
+    if len(by_index) > codes.TAGS_MAX:
+        raise SimApiError("InvalidTagCount")
+    filters = []
+    for _, pair in sorted(by_index.items()):
+        if not pair.get("Key"):
+            raise SimApiError("MissingParameter.TagKey")
+        filters.append((pair["Key"], pair.get("Value")))
+    return filters
+
+
+def _tags_match(tags: Iterable[tuple[str, str]], filters: list[tuple[str, str | None]]) -> bool:
+    own = list(tags)
+    return all(
+        any(k == key and (value is None or v == value) for k, v in own) for key, value in filters
+    )
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    return params.get(name, "").lower() == "true"
+
+
+def _plain_text(params: Mapping[str, str]) -> bool:
+    """ContentEncoding of the Describe calls: Base64 by default, PlainText on request."""
+    encoding = params.get("ContentEncoding", "Base64").lower()
+    if encoding not in {"base64", "plaintext"}:
+        raise SimApiError("InvalidParameter.ContentEncoding")
+    return encoding == "plaintext"
+
+
+def _encode(text: str, *, plain: bool) -> str:
+    return text if plain else base64.b64encode(text.encode()).decode()
+
+
+def _tag_list(tags: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    return {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]}
+
+
+# --- DescribeInstances -----------------------------------------------------------------
+
+
+async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
+    params = call.params
+    sim.check_region(params)
+    items: Iterable[InstanceSpec] = sim.instances.values()
+    if "InstanceIds" in params:
+        wanted = set(_instance_ids_json(params["InstanceIds"]))
+        items = [inst for inst in items if inst.instance_id in wanted]
+    status = params.get("Status")
+    if status and status not in codes.INSTANCE_STATUSES:
+        raise SimApiError("InvalidStatus.NotFound")
+    name = params.get("InstanceName")
+    name_re = re.compile("^" + ".*".join(map(re.escape, name.split("*"))) + "$") if name else None
+    tag_filters = _tag_filters(params)
+    found = [
+        inst
+        for inst in items
+        if (not status or inst.status == status)
+        and (not params.get("ZoneId") or inst.zone == params["ZoneId"])
+        and (not params.get("InstanceType") or inst.instance_type == params["InstanceType"])
+        and (name_re is None or name_re.match(inst.name))
+        and _tags_match(inst.tags, tag_filters)
+    ]
+    page = _page(params, maximum=codes.DESCRIBE_INSTANCES_MAX_RESULTS, clamp=True)
+    return {
+        **page.fields(len(found)),
+        "Instances": {"Instance": [_instance(sim, inst) for inst in page.slice(found)]},
+    }
+
+
+def _instance_ids_json(raw: str) -> list[str]:
+    # The error code for a malformed or too long InstanceIds is unconfirmed.
+    try:
+        ids = json.loads(raw) if raw.strip() else []
+    except json.JSONDecodeError:
+        raise SimApiError("InvalidParameter.InstanceIds") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise SimApiError("InvalidParameter.InstanceIds")
+    if len(ids) > codes.DESCRIBE_INSTANCES_MAX_IDS:
+        raise SimApiError("InvalidParameter.InstanceIds")
+    return ids
+
+
+def _instance(sim: Simulation, inst: InstanceSpec) -> dict[str, Any]:
+    return {
+        "InstanceId": inst.instance_id,
+        "InstanceName": inst.name,
+        "HostName": f"iZ{inst.instance_id[2:]}Z",
+        "Status": inst.status,
+        "ZoneId": inst.zone,
+        "RegionId": sim.fleet.region,
+        "OSType": inst.os,
+        "OSName": inst.os_name,
+        "InstanceType": inst.instance_type,
+        "CreationTime": _instance_time(inst.created),
+        "StartTime": _instance_time(inst.created),
+        "ResourceGroupId": "",
+        "Tags": _tag_list(inst.tags),
+    }
+
+
+# --- DescribeCloudAssistantStatus ------------------------------------------------------
+
+
+async def describe_agents(sim: Simulation, call: Call) -> dict[str, Any]:
+    params = call.params
+    sim.check_region(params)
+    ids = _repeated(params, "InstanceId")
+    if len(ids) > codes.ASSISTANT_STATUS_MAX_IDS:
+        raise SimApiError("InstanceIds.ExceedLimit")
+    if ids:
+        unknown = [i for i in ids if i not in sim.instances]
+        if unknown:
+            raise SimApiError("InvalidInstance.NotFound")
+        items = [sim.instances[i] for i in dict.fromkeys(ids)]
+    else:
+        items = list(sim.instances.values())
+    os_type = params.get("OSType", "").lower()
+    found = [inst for inst in items if not os_type or inst.os == os_type]
+    if ids:  # with InstanceId, MaxResults and PageSize are ignored (DOC, SDK3)
+        page = _Page(0, max(len(found), 1), by_token=False)
+    else:
+        page = _page(params, maximum=codes.ASSISTANT_STATUS_MAX_RESULTS)
+    now = sim.clock.now()
+    return {
+        **page.fields(len(found)),
+        "InstanceCloudAssistantStatusSet": {
+            "InstanceCloudAssistantStatus": [_agent(sim, inst, now) for inst in page.slice(found)]
+        },
+    }
+
+
+def _agent(sim: Simulation, inst: InstanceSpec, now: datetime) -> dict[str, Any]:
+    installed = inst.agent != "not_installed"
+    # Heartbeats come about every minute: an online agent's is < 60 s old (seeded).
+    lag = int(hashlib.blake2b(inst.instance_id.encode(), digest_size=2).hexdigest(), 16) % 60
+    heartbeat = now - timedelta(seconds=lag if inst.agent == "online" else 3600 + lag)
+    active = finished = 0
+    last_invoked: datetime | None = None
+    for inv in sim.invocations_of(inst.instance_id):
+        view = inv.view(inv.records[inst.instance_id], now)
+        if view.status.terminal:
+            finished += 1
+        else:
+            active += 1
+        last_invoked = view.start or last_invoked
+    session = version_tuple(inst.agent_version) >= SESSION_MANAGER_MIN_VERSION[inst.os]
+    return {
+        "InstanceId": inst.instance_id,
+        "CloudAssistantStatus": "true" if inst.agent == "online" else "false",
+        "CloudAssistantVersion": inst.agent_version,
+        "LastHeartbeatTime": api_time(heartbeat) if installed else "",
+        "LastInvokedTime": api_time(last_invoked),
+        "ActiveTaskCount": active,
+        "InvocationCount": finished,
+        "OSType": inst.os.capitalize(),
+        "SupportSessionManager": installed and session,
+    }
+
+
+# --- DescribeInvocations ---------------------------------------------------------------
+
+
+def _candidates(sim: Simulation, params: Mapping[str, str]) -> list[Invocation]:
+    """Invocations named by InvokeId / InstanceId / CommandId / Tag.N, newest first."""
+    invoke_id, instance_id = params.get("InvokeId"), params.get("InstanceId")
+    if invoke_id:
+        found = [sim.invocations[invoke_id]] if invoke_id in sim.invocations else []
+    elif instance_id:
+        found = list(sim.invocations_of(instance_id))
+    else:
+        found = list(sim.invocations.values())
+    if instance_id:
+        found = [inv for inv in found if instance_id in inv.records]
+    if params.get("CommandId"):
+        found = [inv for inv in found if inv.command_id == params["CommandId"]]
+    tag_filters = _tag_filters(params)
+    if tag_filters:
+        found = [inv for inv in found if _tags_match(inv.spec.tags, tag_filters)]
+    found.reverse()
+    return found
+
+
+async def describe_invocations(sim: Simulation, call: Call) -> dict[str, Any]:
+    params = call.params
+    sim.check_region(params)
+    include_output = _flag(params, "IncludeOutput")
+    instance_id = params.get("InstanceId", "")
+    if include_output and not (params.get("InvokeId") or instance_id):
+        raise SimApiError("InvalidParameter.IncludeOutput")
+    plain = _plain_text(params)
+    page = _page(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
+    now = sim.clock.now()
+    found = _candidates(sim, params)
+    for name, attr in (("CommandName", "name"), ("CommandType", "type")):
+        if params.get(name):
+            found = [inv for inv in found if getattr(inv.spec, attr) == params[name]]
+    if params.get("RepeatMode"):
+        found = [inv for inv in found if inv.spec.repeat_mode == params["RepeatMode"]]
+    wanted = params.get("InvokeStatus")
+    if wanted:
+        found = [inv for inv in found if _status_matches(inv, now, wanted)]
+    return {
+        **page.fields(len(found)),
+        "Invocations": {
+            "Invocation": [
+                _invocation(inv, now, instance_id, include_output=include_output, plain=plain)
+                for inv in page.slice(found)
+            ]
+        },
+    }
+
+
+def _status_matches(inv: Invocation, now: datetime, wanted: str) -> bool:
+    status = inv.status(now)
+    return wanted in {status.value, legacy_invoke_status(status)}
+
+
+def _invocation(
+    inv: Invocation, now: datetime, instance_id: str, *, include_output: bool, plain: bool
+) -> dict[str, Any]:
+    spec = inv.spec
+    views = inv.views(now)
+    status = inv.status(now)
+    # With InstanceId, only that instance's record is listed (unconfirmed).
+    shown = [v for v in views if v.instance_id == instance_id] if instance_id else views
+    return {
+        "InvokeId": inv.invoke_id,
+        "CommandId": inv.command_id,
+        "CommandName": spec.name,
+        "CommandDescription": spec.description,
+        "CommandType": spec.type,
+        "CommandContent": _encode(spec.content, plain=plain),
+        "InvocationStatus": status.value,
+        "InvokeStatus": legacy_invoke_status(status),
+        "RepeatMode": spec.repeat_mode,
+        "Timed": inv.periodic,
+        "Frequency": inv.frequency_text,
+        "Parameters": json.dumps(dict(spec.parameters), separators=(",", ":")),
+        "Timeout": spec.timeout,
+        "Username": _username(spec.type, spec.username),
+        "WorkingDir": spec.working_dir or "",
+        "ContainerId": spec.container_id or "",
+        "ContainerName": spec.container_name or "",
+        "Launcher": spec.launcher or "",
+        "TerminationMode": spec.termination_mode or "",
+        "OssOutputDelivery": spec.oss_output_delivery or "",
+        "CreationTime": api_time(inv.created),
+        "Tags": _tag_list(spec.tags),
+        "InvokeInstances": {
+            "InvokeInstance": [
+                _invoke_instance(v, inv.periodic, include_output=include_output, plain=plain)
+                for v in shown
+            ]
+        },
+    }
+
+
+def _username(command_type: str, username: str | None) -> str:
+    if username:
+        return username
+    return "System" if command_type in codes.WINDOWS_COMMAND_TYPES else "root"
+
+
+def _invoke_instance(
+    view: RecordView, periodic: bool, *, include_output: bool, plain: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "InstanceId": view.instance_id,
+        "InvocationStatus": view.status.value,
+        "InstanceInvokeStatus": legacy_instance_status(view.status),
+        "ExitCode": view.exit_code,
+        "ErrorCode": view.error_code,
+        "ErrorInfo": view.error_info,
+        "Dropped": view.dropped,
+        "Repeats": view.repeats,
+        "Timed": periodic,
+        "CreationTime": api_time(view.created),
+        "StartTime": api_time(view.start),
+        "FinishTime": api_time(view.finish),
+        "StopTime": api_time(view.stop),
+        "UpdateTime": api_time(view.update),
+    }
+    if include_output:
+        body["Output"] = _encode(view.output, plain=plain)
+    return body
+
+
+# --- DescribeInvocationResults ---------------------------------------------------------
+
+
+async def describe_results(sim: Simulation, call: Call) -> dict[str, Any]:
+    params = call.params
+    sim.check_region(params)
+    plain = _plain_text(params)
+    page = _page(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
+    now = sim.clock.now()
+    instance_id = params.get("InstanceId", "")
+    history = _flag(params, "IncludeHistory") and bool(params.get("InvokeId"))
+    invocations = _candidates(sim, params)
+
+    def rows() -> Iterator[tuple[Invocation, Record]]:
+        for inv in invocations:
+            if instance_id:
+                yield inv, inv.records[instance_id]
+            else:
+                yield from ((inv, record) for record in inv.records.values())
+
+    def views(
+        pairs: Iterable[tuple[Invocation, Record]],
+    ) -> Iterator[tuple[Invocation, RecordView]]:
+        for inv, record in pairs:
+            if history and inv.periodic:
+                yield from ((inv, v) for v in inv.history(record, now))
+            else:
+                yield inv, inv.view(record, now)
+
+    wanted = params.get("InvokeRecordStatus")
+    if wanted or history:
+        found = [
+            (inv, v)
+            for inv, v in views(rows())
+            if not wanted or wanted in {record_status(v), v.status.value}
+        ]
+        total, shown = len(found), page.slice(found)
+    else:  # cheap path: count without deriving, derive only the page
+        total = sum(1 if instance_id else len(inv.records) for inv in invocations)
+        shown = list(views(page.slice(rows())))
+    return {
+        "Invocation": {
+            **page.fields(total),
+            "InvocationResults": {
+                "InvocationResult": [_result(inv, v, plain=plain) for inv, v in shown]
+            },
+        }
+    }
+
+
+def _result(inv: Invocation, view: RecordView, *, plain: bool) -> dict[str, Any]:
+    spec = inv.spec
+    return {
+        "InvokeId": inv.invoke_id,
+        "CommandId": inv.command_id,
+        "InstanceId": view.instance_id,
+        "InvocationStatus": view.status.value,
+        "InvokeRecordStatus": record_status(view),
+        "ExitCode": view.exit_code,
+        "ErrorCode": view.error_code,
+        "ErrorInfo": view.error_info,
+        "Output": _encode(view.output, plain=plain),
+        "Dropped": view.dropped,
+        "Repeats": view.repeats,
+        "StartTime": api_time(view.start),
+        "FinishedTime": api_time(view.finish),
+        "StopTime": api_time(view.stop),
+        "Username": _username(spec.type, spec.username),
+        "ContainerId": spec.container_id or "",
+        "ContainerName": spec.container_name or "",
+        "Launcher": spec.launcher or "",
+        "TerminationMode": spec.termination_mode or "",
+        "OssOutputDelivery": spec.oss_output_delivery or "",
+        "Tags": _tag_list(spec.tags),
+    }
+
+
+# --- DescribeAccountAttributes ---------------------------------------------------------
+
+
+async def describe_account(sim: Simulation, call: Call) -> dict[str, Any]:
+    params = call.params
+    sim.check_region(params)
+    names = _repeated(params, "AttributeName")
+    if len(names) > codes.ACCOUNT_ATTRIBUTE_NAMES_MAX:
+        raise SimApiError(
+            "InvalidParameter.AttributeName", "At most 8 AttributeName.N may be given.", 400
+        )
+    for name in names:
+        if name not in _DOCUMENTED_ATTRIBUTES:
+            raise SimApiError("InvalidAttributeName.NotFound")
+    quotas = sim.fleet.quotas
+    known = {
+        codes.ATTRIBUTE_COMMAND_QUOTA: str(quotas.commands),
+        codes.ATTRIBUTE_INVOCATION_QUOTA: str(quotas.invocations_daily),
+        "instance-network-type": "vpc",
+        "max-security-groups": "100",
+        "real-name-authentication": "yes",
+    }
+    # Documented names we do not model are left out of the answer.
+    chosen = [n for n in names if n in known] if names else list(known)
+    return {
+        "AccountAttributeItems": {
+            "AccountAttributeItem": [
+                {
+                    "AttributeName": name,
+                    "AttributeValues": {
+                        "ValueItem": [{"Value": known[name], "Count": 1, "ZoneId": ""}]
+                    },
+                }
+                for name in chosen
+            ]
+        }
+    }
