@@ -46,7 +46,7 @@ from orchestrator.errors import (
     TransportError,
 )
 
-CAPTURES = Path("/work/shared/reference/captures")
+CAPTURES = Path(__file__).parents[1] / "data" / "captures"
 
 
 def b64(text: str) -> str:

@@ -24,7 +24,7 @@ from orchestrator.ecs._signing import (
     v3_signature,
 )
 
-CAPTURES = Path("/work/shared/reference/captures")
+CAPTURES = Path(__file__).parents[1] / "data" / "captures"
 SECRET = "testsecret"
 MOMENT = datetime(2026, 11, 22, 18, 11, 34, tzinfo=UTC)
 

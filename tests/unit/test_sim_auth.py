@@ -23,7 +23,7 @@ from orchestrator.sim._protocol import SimApiError
 from orchestrator.sim._spec import KeySpec
 from orchestrator.sim._wire import ParsedRequest, parse_parts
 
-CAPTURES = Path("/work/shared/reference/captures")
+CAPTURES = Path(__file__).parents[1] / "data" / "captures"
 TEST_KEY = KeySpec("testid", "testsecret")
 T0 = datetime(2026, 11, 22, 18, 11, 34, tzinfo=UTC)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
