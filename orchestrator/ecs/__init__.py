@@ -12,14 +12,14 @@ from orchestrator.ecs._credentials import (
     resolve_credentials,
 )
 from orchestrator.ecs._http import Session
-from orchestrator.ecs._models import (
+from orchestrator.ecs._requests import RunCommandRequest
+from orchestrator.ecs._responses import (
     AccountAttributes,
     CloudAssistantStatus,
     Instance,
     Invocation,
     InvocationInstance,
     InvocationResult,
-    RunCommandRequest,
     RunCommandResult,
 )
 from orchestrator.ecs._retry import RetryDetails, RetryPolicy

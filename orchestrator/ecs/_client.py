@@ -19,21 +19,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs import codes
 from orchestrator.ecs._http import HttpSender, Session
-from orchestrator.ecs._models import (
-    AccountAttributes,
-    CloudAssistantStatus,
-    Instance,
-    Invocation,
-    InvocationResult,
-    Page,
+from orchestrator.ecs._requests import (
     RunCommandRequest,
-    RunCommandResult,
-    decode_account_attributes,
-    decode_cloud_assistant_status_page,
-    decode_instances_page,
-    decode_invocation_results_page,
-    decode_invocations_page,
-    decode_run_command,
     encode_describe_account_attributes,
     encode_describe_cloud_assistant_status,
     encode_describe_instances,
@@ -41,6 +28,21 @@ from orchestrator.ecs._models import (
     encode_describe_invocations,
     encode_run_command,
     encode_stop_invocation,
+)
+from orchestrator.ecs._responses import (
+    AccountAttributes,
+    CloudAssistantStatus,
+    Instance,
+    Invocation,
+    InvocationResult,
+    Page,
+    RunCommandResult,
+    decode_account_attributes,
+    decode_cloud_assistant_status_page,
+    decode_instances_page,
+    decode_invocation_results_page,
+    decode_invocations_page,
+    decode_run_command,
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
 from orchestrator.ecs._signing import sign_v1, sign_v3
