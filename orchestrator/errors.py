@@ -2,6 +2,8 @@
 
     OrchestratorError
     ├── PlanError                  a plan breaks a rule (carries `field` and `rule`)
+    ├── QuotaTooSmall              the account's quota cannot cover the run (checked before
+    │                              any RunCommand)
     ├── CredentialsError           no usable credentials, or an unsupported profile mode
     ├── ApiError                   the ECS API answered with an error (code, message,
     │   │                          request_id, http_status, action)
@@ -40,6 +42,16 @@ class PlanError(OrchestratorError, ValueError):
         super().__init__(message)
         self.field = field
         self.rule = rule
+
+
+class QuotaTooSmall(OrchestratorError):
+    """The run needs more of an account quota than the account has; nothing was sent."""
+
+    def __init__(self, message: str, *, attribute: str, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+        self.needed = needed
+        self.available = available
 
 
 class CredentialsError(OrchestratorError):

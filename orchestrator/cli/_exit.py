@@ -40,7 +40,7 @@ def exit_code_for(error: errors.OrchestratorError) -> ExitCode:
             return ExitCode.USAGE
         case errors.CredentialsError() | errors.AuthError():
             return ExitCode.AUTH
-        case errors.QuotaExceeded():
+        case errors.QuotaExceeded() | errors.QuotaTooSmall():
             return ExitCode.QUOTA
         case _:
             return ExitCode.API_ERROR

@@ -8,13 +8,9 @@ moment of the call from the simulation clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import itertools
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +23,19 @@ from orchestrator.sim._invocations import (
     legacy_instance_status,
     legacy_invoke_status,
     record_status,
+)
+from orchestrator.sim._params import (
+    Page,
+    api_time,
+    encode_text,
+    flag,
+    instance_time,
+    page_of,
+    plain_text,
+    repeated,
+    tag_filters,
+    tag_list,
+    tags_match,
 )
 from orchestrator.sim._protocol import Call, SimApiError
 
@@ -49,149 +58,6 @@ _DOCUMENTED_ATTRIBUTES: Final = frozenset(
 )  # fmt: skip
 
 
-def api_time(moment: datetime | None) -> str:
-    """Cloud Assistant times: UTC `yyyy-MM-ddTHH:mm:ssZ`; "" when unset."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else ""
-
-
-def _instance_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%MZ")  # DescribeInstances: no seconds (DOC21, SDK71)
-
-
-# --- paging ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    offset: int
-    size: int
-    by_token: bool
-
-    def fields(self, total: int) -> dict[str, Any]:
-        end = self.offset + self.size
-        token = _encode_token(end) if self.by_token and end < total else ""
-        return {
-            "TotalCount": total,
-            "PageNumber": self.offset // self.size + 1,
-            "PageSize": self.size,
-            "NextToken": token,
-        }
-
-    def slice(self, items: Iterable[Any]) -> list[Any]:
-        return list(itertools.islice(items, self.offset, self.offset + self.size))
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"sim:{offset}".encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise SimApiError("InvalidParameter.NextToken") from None
-    prefix, _, offset = text.partition(":")
-    if prefix != "sim" or not offset.isdigit():
-        raise SimApiError("InvalidParameter.NextToken")
-    return int(offset)
-
-
-def _integer(params: Mapping[str, str], name: str, code: str) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise SimApiError(code) from None
-
-
-def _page(params: Mapping[str, str], *, maximum: int, clamp: bool = False) -> _Page:
-    """MaxResults + NextToken when either is given, else PageNumber + PageSize.
-    `clamp` (DescribeInstances): MaxResults unset or < 10 → 10, > maximum → maximum;
-    otherwise MaxResults outside 1..maximum is an error."""
-    max_results = _integer(params, "MaxResults", "InvalidParameter.MaxResults")
-    token = params.get("NextToken", "")
-    if max_results is not None or token:
-        if clamp:
-            size = min(max(max_results or 10, 10), maximum)
-        elif max_results is None:
-            size = 10
-        elif not 1 <= max_results <= maximum:
-            raise SimApiError("InvalidParameter.MaxResults")
-        else:
-            size = max_results
-        return _Page(_decode_token(token) if token else 0, size, by_token=True)
-    number = _integer(params, "PageNumber", "InvalidParam.PageNumber") or 1
-    size = _integer(params, "PageSize", "InvalidParam.PageSize") or 10
-    if number < 1:
-        raise SimApiError("InvalidParam.PageNumber")
-    if not 1 <= size <= maximum:
-        raise SimApiError("InvalidParam.PageSize")
-    return _Page((number - 1) * size, size, by_token=False)
-
-
-# --- parameter helpers -----------------------------------------------------------------
-
-
-def _repeated(params: Mapping[str, str], name: str) -> list[str]:
-    found = []
-    prefix = name + "."
-    for key, value in params.items():
-        suffix = key[len(prefix) :] if key.startswith(prefix) else ""
-        if suffix.isdigit() and value:
-            found.append((int(suffix), value))
-    return [value for _, value in sorted(found)]
-
-
-def _tag_filters(params: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """`Tag.N.Key` / `Tag.N.Value` pairs; a key without a value matches any value."""
-    pattern = re.compile(r"^Tag\.(\d+)\.(Key|Value)$")
-    by_index: dict[int, dict[str, str]] = {}
-    for key, value in params.items():
-        match = pattern.match(key)
-        if match:
-            by_index.setdefault(int(match[1]), {})[match[2]] = value
-    if len(by_index) > codes.TAGS_MAX:
-        raise SimApiError("InvalidTagCount")
-    filters = []
-    for _, pair in sorted(by_index.items()):
-        if not pair.get("Key"):
-            raise SimApiError("MissingParameter.TagKey")
-        filters.append((pair["Key"], pair.get("Value")))
-    return filters
-
-
-def _tags_match(tags: Iterable[tuple[str, str]], filters: list[tuple[str, str | None]]) -> bool:
-    own = list(tags)
-    return all(
-        any(k == key and (value is None or v == value) for k, v in own) for key, value in filters
-    )
-
-
-def _flag(params: Mapping[str, str], name: str) -> bool:
-    return params.get(name, "").lower() == "true"
-
-
-def _plain_text(params: Mapping[str, str]) -> bool:
-    """ContentEncoding of the Describe calls: Base64 by default, PlainText on request."""
-    encoding = params.get("ContentEncoding", "Base64").lower()
-    if encoding not in {"base64", "plaintext"}:
-        raise SimApiError("InvalidParameter.ContentEncoding")
-    return encoding == "plaintext"
-
-
-def _encode(text: str, *, plain: bool) -> str:
-    return text if plain else base64.b64encode(text.encode()).decode()
-
-
-def _tag_list(tags: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    return {"Tag": [{"TagKey": k, "TagValue": v} for k, v in tags]}
-
-
-# --- DescribeInstances -----------------------------------------------------------------
-
-
 async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
@@ -204,7 +70,7 @@ async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
         raise SimApiError("InvalidStatus.NotFound")
     name = params.get("InstanceName")
     name_re = re.compile("^" + ".*".join(map(re.escape, name.split("*"))) + "$") if name else None
-    tag_filters = _tag_filters(params)
+    wanted_tags = tag_filters(params)
     found = [
         inst
         for inst in items
@@ -212,9 +78,9 @@ async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
         and (not params.get("ZoneId") or inst.zone == params["ZoneId"])
         and (not params.get("InstanceType") or inst.instance_type == params["InstanceType"])
         and (name_re is None or name_re.match(inst.name))
-        and _tags_match(inst.tags, tag_filters)
+        and tags_match(inst.tags, wanted_tags)
     ]
-    page = _page(params, maximum=codes.DESCRIBE_INSTANCES_MAX_RESULTS, clamp=True)
+    page = page_of(params, maximum=codes.DESCRIBE_INSTANCES_MAX_RESULTS, clamp=True)
     return {
         **page.fields(len(found)),
         "Instances": {"Instance": [_instance(sim, inst) for inst in page.slice(found)]},
@@ -245,10 +111,10 @@ def _instance(sim: Simulation, inst: InstanceSpec) -> dict[str, Any]:
         "OSType": inst.os,
         "OSName": inst.os_name,
         "InstanceType": inst.instance_type,
-        "CreationTime": _instance_time(inst.created),
-        "StartTime": _instance_time(inst.created),
+        "CreationTime": instance_time(inst.created),
+        "StartTime": instance_time(inst.created),
         "ResourceGroupId": "",
-        "Tags": _tag_list(inst.tags),
+        "Tags": tag_list(inst.tags),
     }
 
 
@@ -258,7 +124,7 @@ def _instance(sim: Simulation, inst: InstanceSpec) -> dict[str, Any]:
 async def describe_agents(sim: Simulation, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
-    ids = _repeated(params, "InstanceId")
+    ids = repeated(params, "InstanceId")
     if len(ids) > codes.ASSISTANT_STATUS_MAX_IDS:
         raise SimApiError("InstanceIds.ExceedLimit")
     if ids:
@@ -271,9 +137,9 @@ async def describe_agents(sim: Simulation, call: Call) -> dict[str, Any]:
     os_type = params.get("OSType", "").lower()
     found = [inst for inst in items if not os_type or inst.os == os_type]
     if ids:  # with InstanceId, MaxResults and PageSize are ignored (DOC, SDK3)
-        page = _Page(0, max(len(found), 1), by_token=False)
+        page = Page(0, max(len(found), 1), by_token=False)
     else:
-        page = _page(params, maximum=codes.ASSISTANT_STATUS_MAX_RESULTS)
+        page = page_of(params, maximum=codes.ASSISTANT_STATUS_MAX_RESULTS)
     now = sim.clock.now()
     return {
         **page.fields(len(found)),
@@ -327,9 +193,9 @@ def _candidates(sim: Simulation, params: Mapping[str, str]) -> list[Invocation]:
         found = [inv for inv in found if instance_id in inv.records]
     if params.get("CommandId"):
         found = [inv for inv in found if inv.command_id == params["CommandId"]]
-    tag_filters = _tag_filters(params)
-    if tag_filters:
-        found = [inv for inv in found if _tags_match(inv.spec.tags, tag_filters)]
+    wanted_tags = tag_filters(params)
+    if wanted_tags:
+        found = [inv for inv in found if tags_match(inv.spec.tags, wanted_tags)]
     found.reverse()
     return found
 
@@ -337,12 +203,12 @@ def _candidates(sim: Simulation, params: Mapping[str, str]) -> list[Invocation]:
 async def describe_invocations(sim: Simulation, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
-    include_output = _flag(params, "IncludeOutput")
+    include_output = flag(params, "IncludeOutput")
     instance_id = params.get("InstanceId", "")
     if include_output and not (params.get("InvokeId") or instance_id):
         raise SimApiError("InvalidParameter.IncludeOutput")
-    plain = _plain_text(params)
-    page = _page(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
+    plain = plain_text(params)
+    page = page_of(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
     now = sim.clock.now()
     found = _candidates(sim, params)
     for name, attr in (("CommandName", "name"), ("CommandType", "type")):
@@ -383,7 +249,7 @@ def _invocation(
         "CommandName": spec.name,
         "CommandDescription": spec.description,
         "CommandType": spec.type,
-        "CommandContent": _encode(spec.content, plain=plain),
+        "CommandContent": encode_text(spec.content, plain=plain),
         "InvocationStatus": status.value,
         "InvokeStatus": legacy_invoke_status(status),
         "RepeatMode": spec.repeat_mode,
@@ -399,7 +265,7 @@ def _invocation(
         "TerminationMode": spec.termination_mode or "",
         "OssOutputDelivery": spec.oss_output_delivery or "",
         "CreationTime": api_time(inv.created),
-        "Tags": _tag_list(spec.tags),
+        "Tags": tag_list(spec.tags),
         "InvokeInstances": {
             "InvokeInstance": [
                 _invoke_instance(v, inv.periodic, include_output=include_output, plain=plain)
@@ -435,7 +301,7 @@ def _invoke_instance(
         "UpdateTime": api_time(view.update),
     }
     if include_output:
-        body["Output"] = _encode(view.output, plain=plain)
+        body["Output"] = encode_text(view.output, plain=plain)
     return body
 
 
@@ -445,11 +311,11 @@ def _invoke_instance(
 async def describe_results(sim: Simulation, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
-    plain = _plain_text(params)
-    page = _page(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
+    plain = plain_text(params)
+    page = page_of(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
     now = sim.clock.now()
     instance_id = params.get("InstanceId", "")
-    history = _flag(params, "IncludeHistory") and bool(params.get("InvokeId"))
+    history = flag(params, "IncludeHistory") and bool(params.get("InvokeId"))
     invocations = _candidates(sim, params)
 
     def rows() -> Iterator[tuple[Invocation, Record]]:
@@ -500,7 +366,7 @@ def _result(inv: Invocation, view: RecordView, *, plain: bool) -> dict[str, Any]
         "ExitCode": view.exit_code,
         "ErrorCode": view.error_code,
         "ErrorInfo": view.error_info,
-        "Output": _encode(view.output, plain=plain),
+        "Output": encode_text(view.output, plain=plain),
         "Dropped": view.dropped,
         "Repeats": view.repeats,
         "StartTime": api_time(view.start),
@@ -512,7 +378,7 @@ def _result(inv: Invocation, view: RecordView, *, plain: bool) -> dict[str, Any]
         "Launcher": spec.launcher or "",
         "TerminationMode": spec.termination_mode or "",
         "OssOutputDelivery": spec.oss_output_delivery or "",
-        "Tags": _tag_list(spec.tags),
+        "Tags": tag_list(spec.tags),
     }
 
 
@@ -522,7 +388,7 @@ def _result(inv: Invocation, view: RecordView, *, plain: bool) -> dict[str, Any]
 async def describe_account(sim: Simulation, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
-    names = _repeated(params, "AttributeName")
+    names = repeated(params, "AttributeName")
     if len(names) > codes.ACCOUNT_ATTRIBUTE_NAMES_MAX:
         raise SimApiError(
             "InvalidParameter.AttributeName", "At most 8 AttributeName.N may be given.", 400
