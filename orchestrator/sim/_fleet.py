@@ -17,13 +17,20 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import yaml
 
 from orchestrator.ecs import codes
 from orchestrator.sim._agent import Behaviour, BehaviourRule, BehaviourSpec, Span
-from orchestrator.sim._spec import FaultSpec, KeySpec, ThrottleSpec
+from orchestrator.sim._spec import (
+    RESOURCE_GROUP_STATES,
+    AccountSpec,
+    FaultSpec,
+    KeySpec,
+    ResourceGroupState,
+    ThrottleSpec,
+)
 
 OsType = Literal["linux", "windows"]
 AgentState = Literal["online", "offline", "not_installed"]
@@ -89,6 +96,7 @@ class FleetSpec:
     agent_mode: AgentMode = "simulated"
     local_concurrency: int = 16  # local mode: scripts running at once
     run_command_latency: float = 0.0  # simulation seconds a RunCommand takes to accept
+    account: AccountSpec = field(default_factory=AccountSpec)
 
 
 class _Node:
@@ -113,6 +121,28 @@ class _Node:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise self.fail(key, "must be a string")
         return str(value)
+
+    def boolean(self, key: str, *, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
+    def names(self, key: str) -> dict[str, str] | None:
+        """A mapping of names to scalar values, or None when the key is absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a mapping of name to value")
+        result = {}
+        for name, item in value.items():
+            if not isinstance(name, str) or not name:
+                raise self.fail(key, f"name {name!r} must be a non-empty string")
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                raise self.fail(f"{key}.{name}", "must be a string")
+            result[name] = str(item)
+        return result
 
     def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self.str_(key, default)
@@ -221,7 +251,7 @@ def _parse(root: _Node) -> FleetSpec:
     root.only(
         "region", "account_id", "seed", "time_scale", "keys", "throttle", "faults", "quotas",
         "instances", "generate", "behaviour", "agent_mode", "local_concurrency",
-        "run_command_latency",
+        "run_command_latency", "account",
     )  # fmt: skip
     region = root.str_("region", "cn-hangzhou")
     seed = root.integer("seed", 0)
@@ -248,19 +278,64 @@ def _parse(root: _Node) -> FleetSpec:
         agent_mode=root.choice("agent_mode", "simulated", ("simulated", "local")),  # type: ignore[arg-type]
         local_concurrency=root.integer("local_concurrency", 16, low=1),
         run_command_latency=root.number("run_command_latency", 0.0),
+        account=_account(root.child("account"), region),
     )
 
 
 def _keys(root: _Node) -> tuple[KeySpec, ...]:
     keys = []
     for node in root.items("keys"):
-        node.only("access_key_id", "access_key_secret", "security_token")
+        node.only(
+            "access_key_id", "access_key_secret", "security_token", "forbidden", "bid_user",
+            "parameter_store_access", "revoked",
+        )  # fmt: skip
         key_id, secret = node.str_("access_key_id", ""), node.str_("access_key_secret", "")
         if not key_id or not secret:
             raise node.fail("access_key_id" if not key_id else "access_key_secret", "is required")
         token = node.str_("security_token", "") or None
-        keys.append(KeySpec(key_id, secret, token))
+        revoked = node.boolean("revoked", default=False)
+        if revoked and token is None:
+            raise node.fail("revoked", "only a temporary key (with a security_token) is revoked")
+        keys.append(
+            KeySpec(
+                key_id,
+                secret,
+                token,
+                forbidden=node.boolean("forbidden", default=False),
+                bid_user=node.boolean("bid_user", default=False),
+                parameter_store_access=node.boolean("parameter_store_access", default=True),
+                revoked=revoked,
+            )
+        )
     return tuple(keys)
+
+
+def _account(node: _Node, region: str) -> AccountSpec:
+    node.only(
+        "resource_groups", "parameter_store", "secret_parameters", "parameter_store_supported",
+        "regions_without_cloud_assistant",
+    )  # fmt: skip
+    groups = node.names("resource_groups")
+    for group_id, state in (groups or {}).items():
+        if state not in RESOURCE_GROUP_STATES:
+            raise node.fail(
+                f"resource_groups.{group_id}", f"must be one of {', '.join(RESOURCE_GROUP_STATES)}"
+            )
+    store, secrets = node.names("parameter_store"), node.names("secret_parameters")
+    supported = node.boolean("parameter_store_supported", default=True)
+    if not supported and (store or secrets):
+        raise node.fail("parameter_store_supported", "is false, yet parameters are listed")
+    regions = node.strings("regions_without_cloud_assistant")
+    if region in regions:
+        raise node.fail("regions_without_cloud_assistant", f"lists the fleet's own {region}")
+    states = cast("dict[str, ResourceGroupState]", groups or {})  # checked just above
+    return AccountSpec(
+        resource_groups=None if groups is None else MappingProxyType(states),
+        parameter_store=None if store is None else MappingProxyType(store),
+        secret_parameters=None if secrets is None else MappingProxyType(secrets),
+        parameter_store_supported=supported,
+        regions_without_cloud_assistant=frozenset(regions),
+    )
 
 
 def _throttle(node: _Node) -> ThrottleSpec:
@@ -272,13 +347,14 @@ def _throttle(node: _Node) -> ThrottleSpec:
 
 def _faults(node: _Node) -> FaultSpec:
     node.only(
-        "seed", "latency", "error_rate", "drop_rate", "reset_rate", "stall_rate",
-        "stall_seconds", "actions",
+        "seed", "latency", "error_rate", "dispatch_error_rate", "drop_rate", "reset_rate",
+        "stall_rate", "stall_seconds", "actions",
     )  # fmt: skip
     return FaultSpec(
         seed=node.integer("seed", 0),
         latency=node.number("latency", 0.0),
         error_rate=node.rate("error_rate"),
+        dispatch_error_rate=node.rate("dispatch_error_rate"),
         drop_rate=node.rate("drop_rate"),
         reset_rate=node.rate("reset_rate"),
         stall_rate=node.rate("stall_rate"),

@@ -8,8 +8,9 @@ names; the `acs::` prefix is reserved for the built-ins `{{ACS::RegionId}}`,
 `{{ACS::InvokeId}}`, `{{ACS::CommandId}}`; `{{oos:NAME}}` / `{{oos-secret:NAME}}` refer
 to the parameter store and are no custom parameters. `custom_names` validates a
 content and lists its custom names; `parse_values` checks the request's `Parameters`
-object against them; `render` substitutes values. Errors are raised as
-`SimApiError` with the service's own codes.
+object against them; `check_store` checks the parameter-store references against the
+account; `render` substitutes values. Errors are raised as `SimApiError` with the
+service's own codes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from orchestrator.sim._protocol import SimApiError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from orchestrator.sim._spec import AccountSpec
 
 # Non-greedy, across lines: the name may be wrapped in newlines (SEED).
 _REFERENCE: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -79,24 +82,71 @@ def custom_names(content: str) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def render(content: str, parameters: Mapping[str, str], builtins: Mapping[str, str]) -> str:
-    """Substitute `{{ name }}` and `{{ACS::X}}` references in `content`.
+def _store_key(name: str) -> str:
+    """`oos:NAME` / `oos-secret:NAME`: the prefix folded, the name as written (stripped).
+
+    (unconfirmed) Parameter-store names are matched case-sensitively, as OOS names are
+    distinct resources; only the prefix is case-insensitive, as for `acs::`.
+    """
+    prefix, _, rest = name.partition(":")
+    return f"{prefix.casefold()}:{rest.strip()}"
+
+
+def store_references(content: str) -> tuple[str, ...]:
+    """The parameter-store references of `content` as `oos:NAME` / `oos-secret:NAME`."""
+    found = (match.group(1).strip() for match in _REFERENCE.finditer(content))
+    return tuple(dict.fromkeys(_store_key(name) for name in found if _is_store_reference(name)))
+
+
+def check_store(content: str, account: AccountSpec, *, access: bool) -> None:
+    """Check the parameter-store references of `content` (EnableParameter=true content).
+
+    In this order: the region has a parameter store (ParameterStore.NotSupported), the
+    caller may read it (ParameterStore.NoPermission), every named parameter exists
+    (ParameterStore.InvalidParameters). A store that is not configured (None) holds
+    every name: the behaviour before stores could be configured.
+    """
+    references = store_references(content)
+    if not references:
+        return
+    if not account.parameter_store_supported:
+        raise SimApiError("ParameterStore.NotSupported")
+    if not access:
+        raise SimApiError("ParameterStore.NoPermission")
+    for reference in references:
+        prefix, _, name = reference.partition(":")
+        store = account.parameter_store if prefix == "oos" else account.secret_parameters
+        if store is not None and name not in store:
+            raise SimApiError("ParameterStore.InvalidParameters")
+
+
+def render(
+    content: str,
+    parameters: Mapping[str, str],
+    builtins: Mapping[str, str],
+    store: Mapping[str, str] | None = None,
+) -> str:
+    """Substitute `{{ name }}`, `{{ACS::X}}` and parameter-store references in `content`.
 
     Names match case-insensitively. A custom name with no value becomes the empty string
     (SEED: "for parameters not passed, an empty string stands in"). `builtins` is keyed
-    by the full built-in name (`"ACS::InstanceId"`); a built-in it lacks, a
-    parameter-store reference and anything that is not a valid name stay as written
-    (the agent or the store fills them; validation is `custom_names`' job).
+    by the full built-in name (`"ACS::InstanceId"`), `store` by `oos:NAME` /
+    `oos-secret:NAME` (`AccountSpec.store_values()`); a built-in or stored parameter it
+    lacks and anything that is not a valid name stay as written (the agent or the store
+    fills them; validation is `custom_names`' and `check_store`'s job).
     """
     values = {key.casefold(): value for key, value in parameters.items()}
     known = {key.casefold(): value for key, value in builtins.items()}
+    stored = store or {}
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1).strip()
         folded = name.casefold()
         if folded.startswith(_BUILTIN_PREFIX):
             return known.get(folded, match.group(0))
-        if _is_store_reference(name) or not _NAME.fullmatch(name):
+        if _is_store_reference(name):
+            return stored.get(_store_key(name), match.group(0))
+        if not _NAME.fullmatch(name):
             return match.group(0)
         return values.get(folded, "")
 

@@ -62,6 +62,10 @@ class RunningSimulator:
         """An STS credential the simulator accepts for `ttl_seconds` of wall time."""
         return self.keys.issue_sts(ttl_seconds)
 
+    def revoke_sts(self, access_key_id: str) -> None:
+        """Revoke an STS credential: it is refused with 403 TemporaryAccessKey.Error."""
+        self.keys.revoke(access_key_id)
+
 
 @asynccontextmanager
 async def serve(

@@ -26,17 +26,20 @@ from orchestrator.sim._agent import (
     version_tuple,
 )
 from orchestrator.sim._invocations import Invocation, Record, RecordKind
-from orchestrator.sim._parameters import render
+from orchestrator.sim._parameters import check_store, render
 from orchestrator.sim._protocol import Call, Handler, SimApiError
 from orchestrator.sim._runcommand import parse_run_command
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from datetime import date
 
     from orchestrator.clock import Clock
     from orchestrator.sim._fleet import FleetSpec, InstanceSpec
     from orchestrator.sim._runcommand import RunCommandSpec
+    from orchestrator.sim._spec import KeySpec
+
+    _Action = Callable[["Simulation", Call], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class Simulation:
         self.fleet = fleet
         self.clock = clock
         self._instances = {inst.instance_id: inst for inst in fleet.instances}
+        self._keys: dict[str, KeySpec] = {key.access_key_id: key for key in fleet.keys}
         self._invocations: dict[str, Invocation] = {}
         self._by_instance: dict[str, list[Invocation]] = {}
         self._tokens: dict[tuple[str, str], _Token] = {}
@@ -77,11 +81,11 @@ class Simulation:
             {
                 "RunCommand": self._run_command,
                 "StopInvocation": self._stop_invocation,
-                "DescribeInstances": lambda call: _actions.describe_instances(self, call),
+                "DescribeInstances": self._ecs_action(_actions.describe_instances),
                 "DescribeCloudAssistantStatus": lambda call: _actions.describe_agents(self, call),
                 "DescribeInvocations": lambda call: _actions.describe_invocations(self, call),
                 "DescribeInvocationResults": lambda call: _actions.describe_results(self, call),
-                "DescribeAccountAttributes": lambda call: _actions.describe_account(self, call),
+                "DescribeAccountAttributes": self._ecs_action(_actions.describe_account),
             }
         )
 
@@ -137,11 +141,16 @@ class Simulation:
     # --- RunCommand -----------------------------------------------------------------
 
     async def _run_command(self, call: Call) -> dict[str, Any]:
+        """The order of the checks (the service's own is not documented; this one is
+        plausible): the region, the caller's permissions, the parameters (`_runcommand`),
+        then in `_accept` the resource group, the parameter store, the instances, the
+        quotas and DryRun."""
+        self.check_region(call.params)
+        self._check_caller(call.access_key_id)
         quotas = self.fleet.quotas
         spec = parse_run_command(call.params, max_instances=quotas.max_instances_per_call)
-        self.check_region(call.params)
         if not spec.client_token:
-            return await self._accept(spec, call.params)
+            return await self._accept(spec, call.params, call.access_key_id)
         # Idempotency is per caller: the same token from another access key is another request.
         key = (call.access_key_id, spec.client_token)
         params = {k: v for k, v in call.params.items() if k != "ClientToken"}
@@ -154,19 +163,67 @@ class Simulation:
             return dict(seen.result)  # the same InvokeId; nothing runs again
         entry = self._tokens[key] = _Token(params, None)
         try:
-            entry.result = await self._accept(spec, call.params)
+            entry.result = await self._accept(spec, call.params, call.access_key_id)
         except BaseException:
             del self._tokens[key]  # a refused request leaves no trace; the token is free
             raise
         return dict(entry.result)
 
     def check_region(self, params: Mapping[str, str]) -> None:
-        """RegionId may be omitted (Tea clients can); another region does not exist here."""
+        """RegionId may be omitted (Tea clients can); another region does not exist here,
+        unless the account lists it as a region without Cloud Assistant."""
         region = params.get("RegionId")
         if region and region != self.fleet.region:
+            if region in self.fleet.account.regions_without_cloud_assistant:
+                raise SimApiError("RegionId.ApiNotSupported")
             raise SimApiError("InvalidRegionId.NotFound")
 
-    async def _accept(self, spec: RunCommandSpec, params: Mapping[str, str]) -> dict[str, Any]:
+    def _ecs_action(self, action: _Action) -> Handler:
+        """An ECS action that is no Cloud Assistant one: a region without Cloud Assistant
+        still has ECS, it is just not the region simulated here (InvalidRegionId.NotFound)."""
+
+        async def handler(call: Call) -> dict[str, Any]:
+            region = call.params.get("RegionId")
+            if region and region != self.fleet.region:
+                raise SimApiError("InvalidRegionId.NotFound")
+            return await action(self, call)
+
+        return handler
+
+    def _check_caller(self, access_key_id: str) -> None:
+        """What the caller may do, before its parameters are read (RAM decides first).
+        Keys issued at run time (STS) carry no flags."""
+        key = self._keys.get(access_key_id)
+        if key is None:
+            return
+        if key.forbidden:
+            # (unconfirmed) a RAM user without ecs:RunCommand; the gateway may answer
+            # Forbidden.RAM instead. The seed lists Operation.Forbidden for RunCommand.
+            raise SimApiError("Operation.Forbidden")
+        if key.bid_user:
+            raise SimApiError("OperationDenied.BidOwnResource")
+
+    def _check_account(self, spec: RunCommandSpec, access_key_id: str) -> None:
+        """The resource group, then the parameter store: checks of account state that
+        follow the parameters and precede the instances."""
+        groups = self.fleet.account.resource_groups
+        if spec.resource_group_id is not None and groups is not None:
+            state = groups.get(spec.resource_group_id)
+            if state is None:
+                raise SimApiError("InvalidResourceGroup.NotFound")
+            if state != "Available":
+                raise SimApiError("InvalidStatus.ResourceGroup")
+        if spec.enable_parameter:
+            # (unconfirmed) `{{oos:…}}` is a reference only with EnableParameter=true,
+            # like every other `{{ }}`; without it the braces are plain text.
+            key = self._keys.get(access_key_id)
+            access = key is None or key.parameter_store_access
+            check_store(spec.content, self.fleet.account, access=access)
+
+    async def _accept(
+        self, spec: RunCommandSpec, params: Mapping[str, str], access_key_id: str
+    ) -> dict[str, Any]:
+        self._check_account(spec, access_key_id)
         targets = self._targets(spec)
         for inst in targets:
             self._check_runnable(spec, inst)
@@ -313,7 +370,8 @@ class Simulation:
         script = spec.content
         if spec.enable_parameter or "{{ACS::" in script:
             builtins = self.builtins(inv.invoke_id, inv.command_id, record.instance)
-            script = render(script, spec.parameters, builtins)
+            store = self.fleet.account.store_values() if spec.enable_parameter else None
+            script = render(script, spec.parameters, builtins, store)
         try:
             async with self._limiter:
                 if record.stop_time is not None:
