@@ -6,7 +6,8 @@ facts in `orchestrator.ecs.codes`: a bug shared by both sides would be invisible
 """
 
 from orchestrator.sim._faults import FaultKind, Faults
-from orchestrator.sim._fleet import FleetError, FleetSpec, default_fleet, load_fleet
+from orchestrator.sim._fleet import FleetSpec, default_fleet, load_fleet
+from orchestrator.sim._fleet_node import FleetError
 from orchestrator.sim._server import RunningSimulator, run_forever, serve
 from orchestrator.sim._simulation import Simulation
 from orchestrator.sim._spec import (

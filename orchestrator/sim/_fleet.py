@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, cast
+from typing import Final, Literal, cast
 
 import yaml
 
 from orchestrator.ecs import codes
-from orchestrator.sim._agent import Behaviour, BehaviourRule, BehaviourSpec, Span
+from orchestrator.sim._agent import Behaviour, BehaviourRule, BehaviourSpec
+from orchestrator.sim._fleet_node import FleetError, Node
 from orchestrator.sim._spec import (
     RESOURCE_GROUP_STATES,
     AccountSpec,
@@ -45,10 +46,6 @@ DEFAULT_OS_NAME: Final = {
 _CREATED_BASE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _INSTANCE_ID: Final = re.compile(r"^i-[a-z0-9]{1,40}$")
-
-
-class FleetError(ValueError):
-    """A fleet file breaks a rule; the message starts with the field's path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,121 +96,6 @@ class FleetSpec:
     account: AccountSpec = field(default_factory=AccountSpec)
 
 
-class _Node:
-    """A mapping from the file plus its path, with typed, checked getters."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, dict):
-            raise FleetError(f"{path}: must be a mapping")
-        self.data: dict[str, Any] = data
-        self.path = path
-
-    def fail(self, key: str, rule: str) -> FleetError:
-        return FleetError(f"{self.path}.{key}: {rule}")
-
-    def only(self, *allowed: str) -> None:
-        unknown = sorted(str(k) for k in self.data if k not in allowed)
-        if unknown:
-            raise self.fail(unknown[0], f"unknown key (allowed: {', '.join(allowed)})")
-
-    def str_(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.fail(key, "must be a string")
-        return str(value)
-
-    def boolean(self, key: str, *, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, "must be true or false")
-        return value
-
-    def names(self, key: str) -> dict[str, str] | None:
-        """A mapping of names to scalar values, or None when the key is absent."""
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a mapping of name to value")
-        result = {}
-        for name, item in value.items():
-            if not isinstance(name, str) or not name:
-                raise self.fail(key, f"name {name!r} must be a non-empty string")
-            if isinstance(item, bool) or not isinstance(item, str | int | float):
-                raise self.fail(f"{key}.{name}", "must be a string")
-            result[name] = str(item)
-        return result
-
-    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.str_(key, default)
-        if value not in allowed:
-            raise self.fail(key, f"must be one of {', '.join(allowed)}")
-        return value
-
-    def number(
-        self, key: str, default: float, *, low: float = 0.0, high: float | None = None
-    ) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, "must be a number")
-        if value < low or (high is not None and value > high):
-            bound = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-            raise self.fail(key, f"must be {bound}")
-        return float(value)
-
-    def integer(self, key: str, default: int, *, low: int = 0) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, "must be an integer")
-        if value < low:
-            raise self.fail(key, f"must be >= {low}")
-        return value
-
-    def rate(self, key: str) -> float:
-        return self.number(key, 0.0, high=1.0)
-
-    def child(self, key: str) -> _Node:
-        return _Node(self.data.get(key) or {}, f"{self.path}.{key}")
-
-    def items(self, key: str) -> list[_Node]:
-        value = self.data.get(key) or []
-        if not isinstance(value, list):
-            raise self.fail(key, "must be a list")
-        return [_Node(item, f"{self.path}.{key}[{i}]") for i, item in enumerate(value)]
-
-    def strings(self, key: str, *, required: bool = False) -> list[str]:
-        value = self.data.get(key)
-        if value is None and not required:
-            return []
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, "must be a non-empty list" + (" of strings" if value else ""))
-        return value
-
-    def tags(self, key: str) -> tuple[tuple[str, str], ...]:
-        value = self.data.get(key) or {}
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a mapping of tag key to value")
-        pairs = []
-        for k, v in value.items():
-            if not isinstance(k, str) or not k or isinstance(v, bool | list | dict) or v is None:
-                raise self.fail(key, f"tag {k!r} must have a non-empty string key and a value")
-            pairs.append((k, str(v)))
-        return tuple(pairs)
-
-    def span(self, key: str, default: Span) -> Span:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if isinstance(value, dict):
-            node = _Node(value, f"{self.path}.{key}")
-            node.only("min", "max")
-            low, high = node.number("min", 0.0), node.number("max", 0.0)
-            if high < low:
-                raise node.fail("max", "must be >= min")
-            return Span(low, high)
-        return Span(fixed := self.number(key, 0.0), fixed)
-
-
 def load_fleet(source: Path | str) -> FleetSpec:
     """A fleet from a file path (a `Path`, or a one-line string naming a file), or
     from YAML text."""
@@ -234,7 +116,7 @@ def load_fleet(source: Path | str) -> FleetSpec:
     if isinstance(data, str) and "\n" not in text:
         raise FleetError(f"{text}: no such fleet file")  # a mistyped path, not a fleet
     try:
-        return _parse(_Node(data if data is not None else {}, "fleet"))
+        return _parse(Node(data if data is not None else {}, "fleet"))
     except FleetError as exc:
         if origin != "fleet":
             raise FleetError(f"{origin.removesuffix(': fleet')}: {exc}") from None
@@ -247,7 +129,7 @@ def default_fleet() -> FleetSpec:
     return load_fleet(text)
 
 
-def _parse(root: _Node) -> FleetSpec:
+def _parse(root: Node) -> FleetSpec:
     root.only(
         "region", "account_id", "seed", "time_scale", "keys", "throttle", "faults", "quotas",
         "instances", "generate", "behaviour", "agent_mode", "local_concurrency",
@@ -282,7 +164,7 @@ def _parse(root: _Node) -> FleetSpec:
     )
 
 
-def _keys(root: _Node) -> tuple[KeySpec, ...]:
+def _keys(root: Node) -> tuple[KeySpec, ...]:
     keys = []
     for node in root.items("keys"):
         node.only(
@@ -310,7 +192,7 @@ def _keys(root: _Node) -> tuple[KeySpec, ...]:
     return tuple(keys)
 
 
-def _account(node: _Node, region: str) -> AccountSpec:
+def _account(node: Node, region: str) -> AccountSpec:
     node.only(
         "resource_groups", "parameter_store", "secret_parameters", "parameter_store_supported",
         "regions_without_cloud_assistant",
@@ -338,14 +220,14 @@ def _account(node: _Node, region: str) -> AccountSpec:
     )
 
 
-def _throttle(node: _Node) -> ThrottleSpec:
+def _throttle(node: Node) -> ThrottleSpec:
     node.only("qps", "burst", "per_action")
     per_action = node.child("per_action")
     rates = {str(action): per_action.number(str(action), 0.0) for action in per_action.data}
     return ThrottleSpec(node.number("qps", 0.0), node.number("burst", 0.0), MappingProxyType(rates))
 
 
-def _faults(node: _Node) -> FaultSpec:
+def _faults(node: Node) -> FaultSpec:
     node.only(
         "seed", "latency", "error_rate", "dispatch_error_rate", "drop_rate", "reset_rate",
         "stall_rate", "stall_seconds", "actions",
@@ -363,7 +245,7 @@ def _faults(node: _Node) -> FaultSpec:
     )
 
 
-def _quotas(node: _Node) -> QuotaSpec:
+def _quotas(node: Node) -> QuotaSpec:
     node.only("invocations_daily", "commands", "max_instances_per_call")
     max_per_call = node.integer("max_instances_per_call", codes.RUN_COMMAND_MAX_INSTANCES, low=1)
     if max_per_call > codes.RUN_COMMAND_MAX_INSTANCES_QUOTA:
@@ -379,17 +261,17 @@ def _random_id(rng: random.Random) -> str:
     return "i-" + "".join(rng.choices(_ID_ALPHABET, k=20))
 
 
-def _zone(node: _Node, key: str, zone: str, region: str) -> str:
+def _zone(node: Node, key: str, zone: str, region: str) -> str:
     if not zone.startswith(region + "-"):
         raise node.fail(key, f"zone {zone!r} is not in region {region}")
     return zone
 
 
-def _os(node: _Node) -> OsType:
+def _os(node: Node) -> OsType:
     return node.choice("os", "linux", ("linux", "windows"))  # type: ignore[return-value]
 
 
-def _listed(root: _Node, region: str, seed: int) -> list[InstanceSpec]:
+def _listed(root: Node, region: str, seed: int) -> list[InstanceSpec]:
     result = []
     for index, node in enumerate(root.items("instances")):
         node.only(
@@ -423,7 +305,7 @@ def _listed(root: _Node, region: str, seed: int) -> list[InstanceSpec]:
     return result
 
 
-def _generated(root: _Node, region: str, seed: int) -> list[InstanceSpec]:
+def _generated(root: Node, region: str, seed: int) -> list[InstanceSpec]:
     result = []
     for group_index, node in enumerate(root.items("generate")):
         node.only(
@@ -484,7 +366,7 @@ _BEHAVIOUR_KEYS: Final = (
 )  # fmt: skip
 
 
-def _behaviour_fields(node: _Node) -> dict[str, object]:
+def _behaviour_fields(node: Node) -> dict[str, object]:
     """The behaviour keys present in `node`, parsed (absent keys are left out)."""
     base = Behaviour()
     fields: dict[str, object] = {}
@@ -507,7 +389,7 @@ def _behaviour_fields(node: _Node) -> dict[str, object]:
     return fields
 
 
-def _behaviour(node: _Node) -> BehaviourSpec:
+def _behaviour(node: Node) -> BehaviourSpec:
     node.only("default", "rules", "offline_timeout", "stop_delay")
     default_node = node.child("default")
     default_node.only(*_BEHAVIOUR_KEYS)

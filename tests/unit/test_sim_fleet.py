@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.sim import FleetError, default_fleet, load_fleet
 from orchestrator.sim._agent import Span, plan_run
-from orchestrator.sim._fleet import FleetError, default_fleet, load_fleet
 from orchestrator.sim._spec import FaultSpec
 
 ROOT = Path(__file__).resolve().parents[2]
