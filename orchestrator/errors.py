@@ -1,7 +1,8 @@
 """Every exception orchestrator raises, in one tree.
 
     OrchestratorError
-    ├── PlanError                  a plan breaks a rule (carries `field` and `rule`)
+    ├── PlanError                  a plan breaks rules (carries `field` and `rule` of the
+    │                              first, and every `Problem` found, all at once)
     ├── QuotaTooSmall              the account's quota cannot cover the run (checked before
     │                              any RunCommand)
     ├── CredentialsError           no usable credentials, or an unsupported profile mode
@@ -28,6 +29,12 @@ IDs (which are not secret), never as secrets or tokens.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 
 class OrchestratorError(Exception):
     """Root of every error orchestrator raises on purpose."""
@@ -35,13 +42,68 @@ class OrchestratorError(Exception):
     retryable: bool = False
 
 
-class PlanError(OrchestratorError, ValueError):
-    """A plan breaks a rule; `field` is the dotted path, `rule` the rule (or API code)."""
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One broken rule of a plan, and where: `FILE:LINE: field.path: what is wrong (Code)`.
 
-    def __init__(self, message: str, *, field: str = "", rule: str = "") -> None:
+    `code` is the API's own error code when the API enforces the rule (CamelCase with
+    dots: `CmdContent.ExceedLimit`), shown in parentheses; otherwise the short name of a
+    plan rule (kebab-case: `unknown-key`), shown in brackets. `line` is 1-based; 0 means
+    the problem has no place in the file. A message never repeats a secret.
+    """
+
+    file: str
+    line: int
+    field: str
+    message: str
+    code: str
+
+    @property
+    def api(self) -> bool:
+        """Whether `code` is an API error code (as opposed to a plan rule name)."""
+        return self.code[:1].isupper()
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        if not self.code:
+            return f"{where}: {what}"
+        return f"{where}: {what} ({self.code})" if self.api else f"{where}: {what} [{self.code}]"
+
+
+class PlanError(OrchestratorError, ValueError):
+    """A plan breaks rules; `field` is the dotted path, `rule` the rule (or API code).
+
+    A plan checked by `orchestrator.plan` carries every problem found in `problems` (in
+    file order); `field` and `rule` are those of the first. The message is one line per
+    problem.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str = "",
+        rule: str = "",
+        problems: Iterable[Problem] = (),
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.rule = rule
+        self.problems: tuple[Problem, ...] = tuple(problems)
+
+    @classmethod
+    def of(cls, problems: Iterable[Problem]) -> PlanError:
+        """The error for a non-empty list of problems."""
+        found = tuple(problems)
+        if not found:
+            raise ValueError("PlanError.of needs at least one problem")
+        return cls(
+            "\n".join(str(p) for p in found),
+            field=found[0].field,
+            rule=found[0].code,
+            problems=found,
+        )
 
 
 class QuotaTooSmall(OrchestratorError):

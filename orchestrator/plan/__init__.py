@@ -1,0 +1,26 @@
+"""Plans: what to run, where, in which waves and how fast, as checked, frozen data.
+
+`load_plan(path)` reads a plan file and `parse_plan(text)` a plan's text; both check
+every rule the RunCommand API enforces, and the plan's own rules, before anything is
+sent, and raise `PlanError` whose `problems` list everything wrong at once
+(`FILE:LINE: field: what is wrong (Code)`). The format is docs/plan-reference.md.
+"""
+
+from orchestrator.errors import PlanError, Problem
+from orchestrator.plan._load import load_plan, parse_plan
+from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
+from orchestrator.plan._sections import parse_amount
+
+__all__ = [
+    "Amount",
+    "Command",
+    "Limits",
+    "Plan",
+    "PlanError",
+    "Problem",
+    "Targets",
+    "Wave",
+    "load_plan",
+    "parse_amount",
+    "parse_plan",
+]

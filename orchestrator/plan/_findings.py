@@ -1,0 +1,74 @@
+"""The problem collector every check writes to: a field path in, a located `Problem` out.
+
+Checks never raise on a broken rule: they call `Findings.add(field, message, code)` and go
+on, so a plan's problems are all reported at once, in file order. The line comes from the
+path → line map the YAML layer filled in; a field the file does not spell out (a default,
+a missing key) takes the line of its nearest written parent. `shown()` is how a message
+quotes a value from the plan: short, and never a credential.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from orchestrator.errors import Problem
+from orchestrator.plan._secrets import looks_like_credential, redact
+
+_LAST_STEP: Final = re.compile(r"(?:\.[^.\[\]]*|\[\d+\])$")
+_SHOWN_MAX: Final = 40
+
+
+def parent(path: str) -> str:
+    """`waves[1].size` → `waves[1]` → `waves` → `` (the root)."""
+    return _LAST_STEP.sub("", path) if _LAST_STEP.search(path) else ""
+
+
+def shown(value: object) -> str:
+    """A value as a message may quote it: truncated, and redacted if it may be a secret."""
+    text = value if isinstance(value, str) else repr(value)
+    if looks_like_credential(text):
+        return "(a value that looks like a credential)"
+    if len(text) > _SHOWN_MAX:
+        text = text[: _SHOWN_MAX - 1] + "…"
+    return repr(text) if isinstance(value, str) else text
+
+
+class Findings:
+    """Problems found in one plan file, and the line of every value in it."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[str, int] = {}
+        self._problems: list[Problem] = []
+
+    def line_of(self, field: str) -> int:
+        """The line `field` was written on, else its nearest written parent's (0: none)."""
+        path = field
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = parent(path)
+        return self.lines.get("", 0)
+
+    def add(self, field: str, message: str, code: str, *, line: int | None = None) -> None:
+        """Record that `field` breaks a rule (`code`: an API error code or a rule name)."""
+        where = self.line_of(field) if line is None else line
+        # A key may itself be a credential, and paths and messages name keys.
+        self._problems.append(Problem(self.file, where, redact(field), redact(message), code))
+
+    def broken(self, field: str) -> bool:
+        """Whether a problem was already found at `field` or under it (so a check that
+        would only repeat it, such as "is required" after a refused value, stays quiet)."""
+        return any(
+            p.field == field or p.field.startswith((f"{field}.", f"{field}["))
+            for p in self._problems
+        )
+
+    def problems(self) -> tuple[Problem, ...]:
+        """Every distinct problem, in file order (ties keep the order they were found)."""
+        unique = dict.fromkeys(self._problems)
+        return tuple(sorted(unique, key=lambda p: p.line))
+
+    def __bool__(self) -> bool:
+        return bool(self._problems)

@@ -1,0 +1,219 @@
+"""A plan file → a checked, frozen `Plan`, or `PlanError` carrying every problem at once.
+
+Pure apart from reading the plan and the script it names: no network, no clock. The
+steps: YAML with lines (`_yaml`), the sections read with their types checked
+(`_reader`, `_sections`, the `command:` reader here), the RunCommand rules (`_rules`),
+and the credentials scan (`_secrets`). Nothing stops at the first problem; the error
+lists them in file order, `FILE:LINE: field: what is wrong (Code)`.
+
+`Plan.sha256` is the SHA-256 of the plan file's bytes followed by the script file's
+bytes, if the plan names one: the journal refuses to resume a run when either changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from orchestrator.ecs import codes
+from orchestrator.errors import PlanError, Problem
+from orchestrator.plan import _secrets
+from orchestrator.plan._findings import Findings
+from orchestrator.plan._model import Command, Plan, Targets
+from orchestrator.plan._reader import Section
+from orchestrator.plan._rules import Where, check_command
+from orchestrator.plan._rules_params import uses_agent_values
+from orchestrator.plan._sections import read_limits, read_targets, read_waves
+from orchestrator.plan._yaml import parse_yaml
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+TOP_KEYS: Final = ("name", "region", "description", "targets", "command", "waves", "limits")
+TOP_LATER: Final = MappingProxyType(
+    {
+        "on_breach": "what to do with running instances on a breach comes in a later version",
+        "order": "ordering instances across zones comes in a later version",
+    }
+)
+COMMAND_KEYS: Final = (
+    "type",
+    "content",
+    "script",
+    "parameters",
+    "enable_parameter",
+    "timeout",
+    "username",
+    "working_dir",
+    "windows_password_name",
+    "container_id",
+    "container_name",
+    "repeat_mode",
+    "frequency",
+    "keep_command",
+    "tags",
+    "name",
+    "description",
+    "termination_mode",
+    "launcher",
+)
+_REGION: Final = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+)+")
+_NO_SOURCE: Final = "<plan>"
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check the plan at `path`; raise `PlanError` listing every problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PlanError.of(
+            [Problem(str(path), 0, "", f"cannot read the plan: {reason}", "read")]
+        ) from exc
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise PlanError.of(
+            [Problem(str(path), 0, "", "the plan is not UTF-8 text", "read")]
+        ) from exc
+    return _parse(text, raw, path)
+
+
+def parse_plan(text: str, *, source: Path | None = None) -> Plan:
+    """Check a plan given as text; `source` names it in problems and anchors `script`
+    (without it, a relative `script` is read from the current directory)."""
+    return _parse(text, text.encode(), source)
+
+
+def _parse(text: str, raw: bytes, source: Path | None) -> Plan:
+    findings = Findings(str(source) if source is not None else _NO_SOURCE)
+    hasher = hashlib.sha256(raw)
+    data = parse_yaml(text, findings)
+    if data is None and findings:  # not YAML at all: nothing more to say
+        raise PlanError.of(findings.problems())
+    _secrets.scan(data, "", findings)
+    top = Section(findings, data, "", TOP_KEYS, TOP_LATER)
+    if data is None:
+        findings.add("", "the plan is empty", "required")
+    if not isinstance(data, dict):  # nothing to read the sections from
+        raise PlanError.of(findings.problems())
+    name = top.string("name", "", required=True) or ""
+    region = top.string("region")
+    if region is not None and not _REGION.fullmatch(region):
+        findings.add("region", "is not a region ID such as cn-hangzhou", "region")
+    description = top.string("description", "") or ""
+    targets = Targets()
+    if top.has("targets"):
+        targets = read_targets(findings, top.data["targets"])
+    elif not findings.broken("targets"):
+        findings.add("targets", "is required", "required")
+    command = Command(content="")
+    if top.has("command"):
+        base = source.parent if source is not None else Path.cwd()
+        command = _read_command(
+            findings,
+            top.data["command"],
+            plan_name=name,
+            plan_description=description,
+            base=base,
+            hasher=hasher,
+        )
+    elif not findings.broken("command"):
+        findings.add("command", "is required", "required")
+    waves = read_waves(findings, top.data.get("waves"))
+    limits = read_limits(findings, top.data.get("limits"))
+    if findings:
+        raise PlanError.of(findings.problems())
+    return Plan(
+        name=name,
+        targets=targets,
+        command=command,
+        waves=waves,
+        limits=limits,
+        region=region,
+        source=source,
+        sha256=hasher.hexdigest(),
+    )
+
+
+def _read_script(section: Section, base: Path, hasher: _Hash) -> str | None:
+    script = section.string("script")
+    if script is None:
+        return None
+    path = base / script
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        section.findings.add(section.at("script"), f"cannot read {script!r}: {reason}", "script")
+        return None
+    hasher.update(raw)
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        section.findings.add(section.at("script"), f"{script!r} is not UTF-8 text", "script")
+        return None
+
+
+def _read_command(
+    findings: Findings,
+    value: object,
+    *,
+    plan_name: str,
+    plan_description: str,
+    base: Path,
+    hasher: _Hash,
+) -> Command:
+    section = Section(findings, value, "command", COMMAND_KEYS)
+    has_content, has_script = section.has("content"), section.has("script")
+    if has_content and has_script:
+        findings.add("command.script", "give content or script, not both", "content-or-script")
+    elif not has_content and not has_script and not findings.broken("command"):
+        findings.add(
+            "command", "needs content (the script itself) or script (a file)", "content-or-script"
+        )
+    content_field = "command.script" if has_script and not has_content else "command.content"
+    content = section.string("content")
+    if content is None:
+        content = _read_script(section, base, hasher)
+        if content is not None:
+            _secrets.scan(content, "command.script", findings)
+    if content is not None and not content.strip():
+        findings.add(content_field, "is empty", "MissingParameter")
+    parameters = section.string_map("parameters", value_code="ParameterType.NotSupported")
+    enable: bool | None = None
+    if section.has("enable_parameter"):
+        enable = section.boolean("enable_parameter", default=False)
+    elif not parameters and content and uses_agent_values(content):
+        enable = True  # built-ins are filled in only with EnableParameter on
+    frequency = section.string("frequency")
+    command = Command(
+        content=content or "",
+        type=section.string("type", "RunShellScript") or "RunShellScript",
+        name=section.string("name", plan_name) or plan_name,
+        description=section.string("description", plan_description) or "",
+        parameters=MappingProxyType(parameters),
+        timeout=section.integer("timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter"),
+        username=section.string("username"),
+        working_dir=section.string("working_dir"),
+        windows_password_name=section.string("windows_password_name"),
+        container_id=section.string("container_id", code="InvalidContainerId.Malformed"),
+        container_name=section.string("container_name", code="InvalidContainerName.Malformed"),
+        repeat_mode=section.string("repeat_mode", "Period" if frequency else "Once") or "Once",
+        frequency=frequency,
+        keep_command=section.boolean("keep_command", default=False),
+        tags=MappingProxyType(section.string_map("tags", value_code="InvalidTagValue.Malformed")),
+        termination_mode=section.string("termination_mode"),
+        launcher=section.string("launcher"),
+        enable_parameter=enable,
+    )
+    where = Where(
+        name="command.name" if section.has("name") else "name",
+        description="command.description" if section.has("description") else "description",
+        content=content_field,
+    )
+    check_command(command, findings, where)
+    return command

@@ -1,0 +1,143 @@
+"""What a plan is, as frozen data: targets, the command, waves and limits.
+
+The loader (`_load.py`) builds these from YAML and the rules (`_rules.py`) check them;
+everything downstream reads only these types. docs/plan-reference.md describes every
+field; a test fails when a field here is missing there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+
+def _no_strings() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+def _no_rates() -> Mapping[str, float]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A count (`5`) or a percentage (`"10%"`) of some whole.
+
+    A percentage rounds up and is at least 1 of a non-empty whole, so `1%` of 3
+    instances is 1, never 0 (the Ansible trap of a percentage rounding to nothing).
+    A count larger than the whole is the whole.
+    """
+
+    value: float
+    percent: bool = False
+
+    def of(self, whole: int) -> int:
+        """How many of `whole` this amount is."""
+        if whole <= 0:
+            return 0
+        if self.percent:
+            return min(whole, max(1, math.ceil(whole * self.value / 100 - 1e-9)))
+        return min(whole, int(self.value))
+
+    def __str__(self) -> str:
+        if self.percent:
+            return f"{self.value:g}%"
+        return str(int(self.value))
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Which instances: the union of `instances` and the instances carrying *all* of
+    `tags`, narrowed to `zones` when given, minus `exclude`."""
+
+    instances: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=_no_strings, hash=False)
+    zones: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What runs on each instance: the RunCommand parameters of the plan.
+
+    `content` is plain text (the plan's `content`, or the file its `script` names); it is
+    sent Base64-encoded. `parameters` imply EnableParameter; `enable_parameter` says so
+    explicitly (the loader sets it when the content uses `{{ACS::…}}` built-ins or
+    `{{oos:…}}` values without `parameters`). Send `parameters_enabled`.
+    """
+
+    content: str
+    type: str = "RunShellScript"
+    name: str = ""
+    description: str = ""
+    parameters: Mapping[str, str] = field(default_factory=_no_strings, hash=False)
+    timeout: int = 60
+    username: str | None = None
+    working_dir: str | None = None
+    windows_password_name: str | None = None
+    container_id: str | None = None
+    container_name: str | None = None
+    repeat_mode: str = "Once"
+    frequency: str | None = None
+    keep_command: bool = False
+    tags: Mapping[str, str] = field(default_factory=_no_strings, hash=False)
+    termination_mode: str | None = None
+    launcher: str | None = None
+    enable_parameter: bool | None = None  # None: on exactly when `parameters` are given
+
+    @property
+    def parameters_enabled(self) -> bool:
+        """EnableParameter as it is sent: explicit, else implied by `parameters`."""
+        if self.enable_parameter is not None:
+            return self.enable_parameter
+        return bool(self.parameters)
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """One step of the rollout: `size` instances (a count or a percentage of the whole
+    target set); the last wave takes whatever remains."""
+
+    name: str
+    size: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How fast and how wide.
+
+    `max_concurrency`: instances executing at once (count or percentage of the targets;
+    None = only the rate limits bound it). `batch_size`: instances per RunCommand (the
+    API's InstanceId.N limit: 50, up to 100 where the account's quota allows).
+    `qps`: requests per second per API action (`RunCommand`, `Describe` for every
+    Describe* call, `StopInvocation`). `delivery_timeout`: seconds after dispatch after
+    which an instance that never started is undelivered. `ignore_quota`: start even when
+    the daily invocation quota cannot cover the run.
+    """
+
+    max_concurrency: Amount | None = None
+    batch_size: int = 50
+    qps: Mapping[str, float] = field(default_factory=_no_rates, hash=False)
+    delivery_timeout: float = 300.0
+    ignore_quota: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A whole plan. `source` and `sha256` say where it came from (the journal refuses
+    to resume a run whose plan file changed)."""
+
+    name: str
+    targets: Targets
+    command: Command
+    waves: tuple[Wave, ...] = (Wave("all", Amount(100, percent=True)),)
+    limits: Limits = Limits()
+    region: str | None = None
+    source: Path | None = None
+    sha256: str = ""

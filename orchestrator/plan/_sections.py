@@ -1,0 +1,230 @@
+"""The plan's own sections: `targets`, `waves` and `limits`, read and checked.
+
+Plan rules (rule names, not API codes, unless a limit is the API's): a non-empty
+selector; instance IDs shaped `i-…`, none repeated; at most 20 tag pairs (DescribeInstances'
+Tag.N, `InvalidTagCount`); waves as `{name, size}` mappings or the Ansible shorthand
+`[1, "10%", "100%"]`, with unique names, sizes a positive count or a percentage in (0, 100],
+and no wave that must be empty because the percentages before it already reach 100%;
+limits within the API's bounds (`batch_size` ≤ 50 unless `instance_quota` says the
+account's InstanceId.N quota was raised, up to 100).
+"""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Final
+
+from orchestrator.ecs import codes
+from orchestrator.plan._findings import Findings, shown
+from orchestrator.plan._model import Amount, Limits, Targets, Wave
+from orchestrator.plan._reader import TYPE, Section, kind
+
+_INSTANCE_ID: Final = re.compile(r"i-[a-z0-9]{1,63}")
+_PERCENT: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
+_WAVE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_FULL: Final = 100.0
+TARGET_KEYS: Final = ("instances", "tags", "zones", "exclude")
+WAVE_KEYS: Final = ("name", "size")
+LIMIT_KEYS: Final = (
+    "max_concurrency",
+    "batch_size",
+    "instance_quota",
+    "qps",
+    "delivery_timeout",
+    "ignore_quota",
+)
+ALL: Final = (Wave("all", Amount(100, percent=True)),)  # the model's default
+QPS_ACTIONS: Final = ("RunCommand", "Describe", "StopInvocation")
+# Keys the next versions add; until then a plan using them is refused, saying why.
+WAVE_LATER: Final = MappingProxyType(
+    {
+        "max_errors": "per-wave error thresholds come in a later version",
+        "max_concurrency": "per-wave concurrency comes in a later version (use limits)",
+        "pause": "pauses between waves come in a later version",
+        "approval": "manual approval gates come in a later version",
+        "verify": "verification steps come in a later version",
+    }
+)
+
+
+def parse_amount(value: object) -> Amount | str:
+    """A count (`5`) or a percentage (`"10%"`); a message saying why not otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Amount(value) if value >= 1 else f"must be at least 1, not {value}"
+    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
+        percent = float(match.group(1))
+        if 0 < percent <= _FULL:
+            return Amount(percent, percent=True)
+        return f"a percentage must be more than 0% and at most 100%, not {value.strip()}"
+    return f'must be a positive integer or a percentage such as "10%", not {kind(value)}'
+
+
+def _ids(section: Section, key: str) -> tuple[str, ...]:
+    found = section.strings(key)
+    for i, instance_id in enumerate(found):
+        if not _INSTANCE_ID.fullmatch(instance_id):
+            section.findings.add(
+                f"{section.at(key)}[{i}]",
+                f"{shown(instance_id)} is not an instance ID "
+                "(i- then lowercase letters and digits)",
+                "instance-id",
+            )
+    seen: set[str] = set()
+    for i, instance_id in enumerate(found):
+        if instance_id in seen:
+            section.findings.add(f"{section.at(key)}[{i}]", "is listed twice", "duplicate-id")
+        seen.add(instance_id)
+    return found
+
+
+def read_targets(findings: Findings, value: object) -> Targets:
+    """The `targets:` section."""
+    section = Section(findings, value, "targets", TARGET_KEYS)
+    instances = _ids(section, "instances")
+    tags = section.string_map("tags")
+    if len(tags) > codes.TAGS_MAX:
+        findings.add(
+            section.at("tags"),
+            f"has {len(tags)} pairs; DescribeInstances filters on at most {codes.TAGS_MAX}",
+            "InvalidTagCount",
+        )
+    for key in tags:
+        if not key.strip():
+            findings.add(section.at("tags"), "a tag key may not be empty", "empty-key")
+    zones = section.strings("zones")
+    exclude = _ids(section, "exclude")
+    given = section.data.get("instances") or section.data.get("tags")
+    if not given and not findings.broken("targets"):
+        findings.add("targets", "selects nothing: give instances or tags (or both)", "no-targets")
+    return Targets(instances, MappingProxyType(tags), zones, exclude)
+
+
+def _wave(findings: Findings, item: object, path: str, index: int) -> Wave | None:
+    name = f"wave-{index + 1}"
+    size_path, size_value = path, item
+    if isinstance(item, dict):
+        section = Section(findings, item, path, WAVE_KEYS, WAVE_LATER)
+        if "name" in item:
+            name = section.string("name", required=True) or name
+        size_path, size_value = section.at("size"), item.get("size")
+        if size_value is None:
+            findings.add(size_path, "is required", "required")
+            return None
+    size = parse_amount(size_value)
+    if isinstance(size, str):
+        findings.add(size_path, size, "wave-size")
+        return None
+    if not _WAVE_NAME.fullmatch(name):
+        findings.add(
+            f"{path}.name" if isinstance(item, dict) else path,
+            f"{shown(name)}: a wave name is 1-64 letters, digits, _ . or -, starting with a "
+            "letter or digit",
+            "wave-name",
+        )
+    return Wave(name, size)
+
+
+def read_waves(findings: Findings, value: object) -> tuple[Wave, ...]:
+    """The `waves:` section; absent, one wave named `all` of 100%."""
+    if value is None:
+        return ALL
+    if not isinstance(value, list):
+        findings.add("waves", f"must be a list, not {kind(value)}", TYPE)
+        return ALL
+    if not value:
+        findings.add("waves", "must list at least one wave (or be left out)", "no-waves")
+        return ALL
+    waves: list[Wave] = []
+    names: dict[str, int] = {}
+    taken = 0.0  # percentage of the targets taken by the waves so far
+    full_by = ""
+    for i, item in enumerate(value):
+        path = f"waves[{i}]"
+        wave = _wave(findings, item, path, i)
+        if wave is None:
+            continue
+        if wave.name in names:
+            findings.add(
+                path, f"name {wave.name!r} is also waves[{names[wave.name]}]'s", "duplicate-wave"
+            )
+        names.setdefault(wave.name, i)
+        if full_by:
+            findings.add(
+                path,
+                f"wave {wave.name!r} would always be empty: the waves up to {full_by!r} "
+                "already take 100% of the targets",
+                "empty-wave",
+            )
+        if wave.size.percent:
+            taken += wave.size.value
+            if taken >= _FULL and not full_by:
+                full_by = wave.name
+        waves.append(wave)
+    return tuple(waves)
+
+
+def read_limits(findings: Findings, value: object) -> Limits:
+    """The `limits:` section."""
+    section = Section(findings, value, "limits", LIMIT_KEYS)
+    defaults = Limits()
+    concurrency = None
+    if section.has("max_concurrency"):
+        amount = parse_amount(section.data["max_concurrency"])
+        if isinstance(amount, str):
+            findings.add(section.at("max_concurrency"), amount, "max-concurrency")
+        else:
+            concurrency = amount
+    quota = section.integer("instance_quota", codes.RUN_COMMAND_MAX_INSTANCES)
+    if not codes.RUN_COMMAND_MAX_INSTANCES <= quota <= codes.RUN_COMMAND_MAX_INSTANCES_QUOTA:
+        findings.add(
+            section.at("instance_quota"),
+            f"the InstanceId.N quota is between {codes.RUN_COMMAND_MAX_INSTANCES} (the default) "
+            f"and {codes.RUN_COMMAND_MAX_INSTANCES_QUOTA}, not {quota}",
+            "instance-quota",
+        )
+        quota = codes.RUN_COMMAND_MAX_INSTANCES
+    batch = section.integer("batch_size", defaults.batch_size)
+    if batch < 1:
+        findings.add(section.at("batch_size"), f"must be at least 1, not {batch}", "batch-size")
+    elif batch > quota:
+        raised = (
+            ""
+            if section.has("instance_quota")
+            else "; if the account's quota was raised, say so with instance_quota"
+        )
+        findings.add(
+            section.at("batch_size"),
+            f"is {batch}: a RunCommand takes at most {quota} instances{raised}",
+            "InstanceIds.ExceedLimit",
+        )
+    delivery = section.number("delivery_timeout", defaults.delivery_timeout)
+    if delivery <= 0:
+        findings.add(
+            section.at("delivery_timeout"), "must be more than 0 seconds", "delivery-timeout"
+        )
+    return Limits(
+        max_concurrency=concurrency,
+        batch_size=batch,
+        qps=_qps(findings, section),
+        delivery_timeout=delivery,
+        ignore_quota=section.boolean("ignore_quota", defaults.ignore_quota),
+    )
+
+
+def _qps(findings: Findings, limits: Section) -> MappingProxyType[str, float]:
+    section = Section(findings, limits.data.get("qps"), limits.at("qps"), QPS_ACTIONS)
+    rates: dict[str, float] = {}
+    for action in QPS_ACTIONS:
+        if not section.has(action):
+            continue
+        rate = section.number(action, 0.0)
+        if findings.broken(section.at(action)):
+            continue
+        if rate <= 0:
+            findings.add(
+                section.at(action), "must be a number of requests per second above 0", "qps"
+            )
+        else:
+            rates[action] = rate
+    return MappingProxyType(rates)
