@@ -12,6 +12,13 @@ from orchestrator.ecs._credentials import (
     resolve_credentials,
 )
 from orchestrator.ecs._http import Session
+from orchestrator.ecs._ratelimit import (
+    DEFAULT_RATES,
+    RateLimiter,
+    RateLimiterStats,
+    ThrottleNotice,
+    bucket_of,
+)
 from orchestrator.ecs._requests import RunCommandRequest
 from orchestrator.ecs._responses import (
     AccountAttributes,
@@ -25,6 +32,7 @@ from orchestrator.ecs._responses import (
 from orchestrator.ecs._retry import RetryDetails, RetryPolicy
 
 __all__ = [
+    "DEFAULT_RATES",
     "DEFAULT_RETRY",
     "AccountAttributes",
     "CloudAssistantStatus",
@@ -34,6 +42,8 @@ __all__ = [
     "Invocation",
     "InvocationInstance",
     "InvocationResult",
+    "RateLimiter",
+    "RateLimiterStats",
     "ResolvedCredentials",
     "RetryDetails",
     "RetryPolicy",
@@ -41,6 +51,8 @@ __all__ = [
     "RunCommandResult",
     "Secret",
     "Session",
+    "ThrottleNotice",
+    "bucket_of",
     "endpoint_for_region",
     "resolve_credentials",
 ]

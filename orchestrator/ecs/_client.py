@@ -28,6 +28,7 @@ from orchestrator.ecs._requests import (
     encode_describe_invocations,
     encode_run_command,
     encode_stop_invocation,
+    tag_list,
 )
 from orchestrator.ecs._responses import (
     AccountAttributes,
@@ -46,12 +47,13 @@ from orchestrator.ecs._responses import (
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
 from orchestrator.ecs._signing import sign_v1, sign_v3
-from orchestrator.errors import ServerError
+from orchestrator.errors import ApiError, ServerError, Throttled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from orchestrator.ecs._credentials import Credentials
+    from orchestrator.ecs._ratelimit import RateLimiter
 
 T = TypeVar("T")
 
@@ -90,6 +92,8 @@ class EcsClient:
     The session, clock, nonce factory and random source are injected: tests point the
     client at the simulator on 127.0.0.1 and drive retries on a hand-advanced clock.
     `on_retry` is told about every retry (the run path counts throttles with it).
+    `rate_limiter`, when given, is asked before EVERY attempt of every call (retries
+    included) and told which attempts were throttled and which were answered.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class EcsClient:
         request_timeout: float | None = None,
         on_retry: RetryHook | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if signature_version not in {"v1", "v3"}:
             raise ValueError(f"signature_version must be 'v1' or 'v3', not {signature_version!r}")
@@ -125,11 +130,17 @@ class EcsClient:
         # The endpoint checks the signed timestamp against real time (15 min skew), so
         # signing reads the wall clock, not the policy clock that paces retries.
         self._wall_clock = wall_clock
+        self._rate_limiter = rate_limiter
 
     @property
     def endpoint(self) -> str:
         """`scheme://host[:port]` of the endpoint."""
         return self._http.endpoint
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The limiter every call goes through, if any (its counts feed progress and reports)."""
+        return self._rate_limiter
 
     def __repr__(self) -> str:
         return (
@@ -215,9 +226,13 @@ class EcsClient:
         instance_id: str | None = None,
         include_output: bool = False,
         invoke_status: str | None = None,
+        tags: Mapping[str, str] | None = None,
         page_size: int = codes.INVOCATIONS_MAX_RESULTS,
     ) -> AsyncIterator[Invocation]:
-        """Invocations with their instances; output (when asked for) decoded from Base64."""
+        """Invocations with their instances; output (when asked for) decoded from Base64.
+
+        `tags` keeps the invocations whose command carries all of them (`Tag.N`).
+        """
         max_results = min(page_size, codes.INVOCATIONS_MAX_RESULTS)
 
         def params(token: str | None) -> dict[str, str]:
@@ -228,7 +243,7 @@ class EcsClient:
                 invoke_status=invoke_status,
                 max_results=max_results,
                 next_token=token,
-            )
+            ) | tag_list("Tag", tags or {})
 
         async for invocation in self._pages("DescribeInvocations", params, decode_invocations_page):
             yield invocation
@@ -312,10 +327,26 @@ class EcsClient:
         self, action: str, params: Mapping[str, str], *, policy: RetryPolicy
     ) -> dict[str, Any]:
         full = {**params, "RegionId": self.region_id}
+        limiter = self._rate_limiter
 
         async def attempt() -> dict[str, Any]:
-            query, headers = self._sign(action, full)
-            return await self._http.send(action, query, headers)
+            if limiter is not None:
+                await limiter.acquire(action)
+            query, headers = self._sign(action, full)  # signed after the wait: fresh time
+            try:
+                body = await self._http.send(action, query, headers)
+            except Throttled:
+                if limiter is not None:
+                    limiter.throttled(action)
+                raise
+            except ApiError:
+                # Any other answer shows the endpoint is not throttling us.
+                if limiter is not None:
+                    limiter.succeeded(action)
+                raise
+            if limiter is not None:
+                limiter.succeeded(action)
+            return body
 
         return await retry_call(
             attempt,

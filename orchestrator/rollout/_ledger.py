@@ -1,0 +1,68 @@
+"""The run's book of record in memory: which instance is where, and every final result.
+
+The dispatcher writes who is being sent and who was accepted, the tracker writes final
+results; the runner reads it to build the `RolloutResult` at the end, or a partial one
+when the run is interrupted. Recording a result emits `InstanceFinished` to the sink.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orchestrator.rollout._events import InstanceFinished
+from orchestrator.rollout._results import InstanceResult, Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from orchestrator.ecs import Instance
+    from orchestrator.rollout._events import EventSink
+
+
+class RunLedger:
+    """Where every instance of one run stands."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self._sink = sink
+        self.results: dict[str, InstanceResult] = {}
+        self._sending: set[str] = set()  # RunCommand sent, no answer yet
+        self._accepted: set[str] = set()  # in an invocation RunCommand answered with
+
+    def sending(self, instance_ids: Iterable[str]) -> None:
+        """A RunCommand naming these instances is about to go out."""
+        self._sending.update(instance_ids)
+
+    def answered(self, instance_ids: Iterable[str], *, accepted: bool) -> None:
+        """RunCommand answered for these instances: accepted, or refused outright."""
+        ids = set(instance_ids)
+        self._sending -= ids
+        if accepted:
+            self._accepted |= ids
+
+    def record(self, result: InstanceResult) -> None:
+        """An instance's final result (first one wins); emitted unless NOT_SENT."""
+        if result.instance_id in self.results:
+            return
+        self.results[result.instance_id] = result
+        if result.outcome is not Outcome.NOT_SENT:
+            self._sink(InstanceFinished(result))
+
+    def in_flight(self) -> set[str]:
+        """Instances that may be running, whose outcome is not known."""
+        return (self._sending | self._accepted) - set(self.results)
+
+    def settle_not_sent(self, instances: Iterable[Instance], wave: str, why: str) -> None:
+        """Mark every instance that has no result and never went out as NOT_SENT."""
+        maybe_running = self.in_flight()
+        for instance in instances:
+            if instance.instance_id in self.results or instance.instance_id in maybe_running:
+                continue
+            self.record(
+                InstanceResult(
+                    instance.instance_id,
+                    Outcome.NOT_SENT,
+                    wave=wave,
+                    zone_id=instance.zone_id,
+                    error_info=why,
+                )
+            )
