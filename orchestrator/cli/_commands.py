@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _instances, _sim
+from orchestrator.cli import _instances, _rollout, _sim
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "instances": _instances.run,
+    "plan": _rollout.dry_run,
+    "run": _rollout.run,
     "sim": _sim.run,
+    "validate": _rollout.validate,
 }
 
 
@@ -38,6 +41,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a script across a fleet of Alibaba Cloud ECS instances.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a plan: every wave, every instance, then a summary",
+        description="Run a plan's command on its targets, wave after wave.",
+    )
+    run.add_argument("plan", help="the plan file (YAML)")
+    _add_target_options(run)
+    run.add_argument(
+        "--ignore-quota",
+        action="store_true",
+        help="start even if the daily invocation quota cannot cover the run",
+    )
+
+    dry = commands.add_parser(
+        "plan",
+        help="dry run: resolve targets, show waves, batches, calls, quota and time",
+        description="Show what `run` would do, resolving targets through real calls, "
+        "without sending any RunCommand.",
+    )
+    dry.add_argument("plan", help="the plan file (YAML)")
+    _add_target_options(dry)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check plan files offline (no network)",
+        description="Check plans against every RunCommand rule; exit 0 if all are valid, "
+        "2 otherwise.",
+    )
+    validate.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
 
     instances = commands.add_parser(
         "instances",

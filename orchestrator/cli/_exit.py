@@ -46,23 +46,26 @@ def exit_code_for(error: errors.OrchestratorError) -> ExitCode:
             return ExitCode.API_ERROR
 
 
-def make_console() -> Console:
-    """A console for command output; a log file or CI gets 120 columns, not rich's 80."""
-    console = Console(highlight=False)
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for command output (or errors); a log file or CI gets 120 columns,
+    not rich's 80."""
+    console = Console(highlight=False, stderr=stderr)
     if not console.is_terminal:
-        console = Console(highlight=False, width=120)
+        console = Console(highlight=False, stderr=stderr, width=120)
     return console
 
 
-def run_async(main: Callable[[], Awaitable[int]], console: Console) -> int:
-    """Run an async command; turn the errors it ends with into a message and a code."""
+def run_async(main: Callable[[], Awaitable[int]]) -> int:
+    """Run an async command; turn the errors it ends with into a message on stderr and
+    an exit code."""
+    console = make_console(stderr=True)
     try:
         return anyio.run(main)
     except errors.OrchestratorError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exit_code_for(exc)
     except FleetError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -84,4 +84,4 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[dim]... and {len(instances) - args.limit} more[/]")
         return ExitCode.OK
 
-    return run_async(main, console)
+    return run_async(main)

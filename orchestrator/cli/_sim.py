@@ -20,4 +20,4 @@ def run(args: argparse.Namespace) -> int:
         await run_forever(fleet, host=args.host, port=args.port, print_fn=console.print)
         return 0
 
-    return run_async(main, console)
+    return run_async(main)

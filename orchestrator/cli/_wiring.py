@@ -15,13 +15,19 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from orchestrator.clock import SystemClock
-from orchestrator.ecs import Credentials, EcsClient, endpoint_for_region, resolve_credentials
+from orchestrator.clock import Clock, ScaledClock, SystemClock
+from orchestrator.ecs import (
+    Credentials,
+    EcsClient,
+    RateLimiter,
+    endpoint_for_region,
+    resolve_credentials,
+)
 from orchestrator.errors import CredentialsError
 from orchestrator.sim import default_fleet, load_fleet, serve
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
 
 # Connect fast, read patiently: a lost answer is retried (RunCommand with the same
 # ClientToken), so a stalled response must end in an error rather than a hang.
@@ -41,22 +47,38 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Connection:
+    """A ready client, the clock everything waits on, and where the calls go."""
+
     client: EcsClient
+    clock: Clock
     region: str
     description: str
 
 
 @asynccontextmanager
-async def connect(target: Target) -> AsyncIterator[Connection]:
-    """A ready client for `target`, with everything it needs closed on exit."""
+async def connect(
+    target: Target, *, rates: Mapping[str, float] | None = None
+) -> AsyncIterator[Connection]:
+    """A ready client for `target`, rate limited per action (`rates` overrides the
+    defaults), with everything it needs closed on exit."""
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=_TIMEOUT))
         if target.sim is not None:
             fleet = load_fleet(Path(target.sim)) if target.sim else default_fleet()
-            sim = await stack.enter_async_context(serve(fleet))
+            # Against the simulator the whole world runs on its scaled clock: agents,
+            # throttle windows, and our own polling, backoff and rate limits alike.
+            clock: Clock = ScaledClock(fleet.time_scale)
+            sim = await stack.enter_async_context(serve(fleet, clock=clock))
             credentials = Credentials.of(sim.access_key_id, sim.access_key_secret)
-            region = target.region or fleet.region
-            client = EcsClient(sim.url, session, credentials, region_id=region)
+            region = fleet.region
+            client = EcsClient(
+                sim.url,
+                session,
+                credentials,
+                region_id=region,
+                clock=clock,
+                rate_limiter=RateLimiter(clock, rates),
+            )
             description = f"simulator at {sim.url} ({target.sim or 'demo fleet'})"
         else:
             resolved = resolve_credentials(environ=os.environ, profile=target.profile)
@@ -71,8 +93,14 @@ async def connect(target: Target) -> AsyncIterator[Connection]:
                     "no region: pass --region, set ALIBABA_CLOUD_REGION_ID, or use --sim"
                 )
             endpoint = target.endpoint or endpoint_for_region(region)
+            clock = SystemClock()
             client = EcsClient(
-                endpoint, session, resolved.credentials, region_id=region, clock=SystemClock()
+                endpoint,
+                session,
+                resolved.credentials,
+                region_id=region,
+                clock=clock,
+                rate_limiter=RateLimiter(clock, rates),
             )
             description = endpoint
-        yield Connection(client=client, region=region, description=description)
+        yield Connection(client=client, clock=clock, region=region, description=description)

@@ -1,0 +1,205 @@
+"""`orchestrator validate`, `plan` (the dry run) and `run`: a plan file to its outcome."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._progress import ProgressDisplay
+from orchestrator.cli._summary import LISTED, print_summary
+from orchestrator.cli._wiring import Target, connect
+from orchestrator.ecs import DEFAULT_RATES
+from orchestrator.plan import PlanError, load_plan
+from orchestrator.rollout import Outcome, plan_waves, run_rollout
+from orchestrator.targets import Resolution, resolve
+
+if TYPE_CHECKING:
+    import argparse
+
+    from rich.console import Console
+
+    from orchestrator.plan import Plan
+    from orchestrator.rollout import RolloutResult
+
+
+def _target(args: argparse.Namespace, plan: Plan) -> Target:
+    return Target(
+        region=args.region or plan.region,
+        endpoint=args.endpoint,
+        sim=args.sim,
+        profile=args.profile,
+    )
+
+
+def _print_problems(console: Console, error: PlanError) -> None:
+    # One problem per line, never wrapped: CI annotators parse FILE:LINE: from each line.
+    for problem in error.problems or ():
+        console.print(escape(str(problem)), soft_wrap=True)
+    if not error.problems:
+        console.print(escape(str(error)), soft_wrap=True)
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Check plan files offline; exit 0 when all are valid, 2 otherwise."""
+    console, errors = make_console(), make_console(stderr=True)
+    bad = 0
+    for name in args.plans:
+        try:
+            plan = load_plan(Path(name))
+        except PlanError as exc:
+            bad += 1
+            _print_problems(errors, exc)
+        else:
+            console.print(f"{name}: ok ({plan.name}, {len(plan.waves)} waves)")
+    return ExitCode.USAGE if bad else ExitCode.OK
+
+
+def _load(args: argparse.Namespace, errors: Console) -> Plan | None:
+    try:
+        return load_plan(Path(args.plan))
+    except PlanError as exc:
+        _print_problems(errors, exc)
+        return None
+
+
+def _print_resolution(console: Console, resolution: Resolution) -> None:
+    console.print(
+        f"targets: {resolution.selected} selected, {len(resolution.runnable)} will run, "
+        f"{len(resolution.skipped)} skipped, {len(resolution.excluded)} excluded"
+    )
+
+
+def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[str, str]) -> None:
+    _print_resolution(console, resolution)
+    for skipped in resolution.skipped[:LISTED]:
+        console.print(
+            f"  [dim]skip[/] {skipped.instance_id}  {skipped.reason.value}: "
+            f"{escape(skipped.detail)}"
+        )
+    if len(resolution.skipped) > LISTED:
+        console.print(f"  [dim]... and {len(resolution.skipped) - LISTED} more[/]")
+
+    runnable = resolution.runnable
+    cap = plan.limits.max_concurrency.of(len(runnable)) if plan.limits.max_concurrency else 0
+    batch_size = min(plan.limits.batch_size, cap) if cap else plan.limits.batch_size
+    waves = plan_waves(plan.waves, runnable, batch_size=batch_size)
+    table = Table(title="Waves", title_justify="left")
+    for column in ("wave", "size", "batches", "zones"):
+        table.add_column(column, justify="left" if column in {"wave", "zones"} else "right")
+    for wave in waves:
+        zones = sorted({i.zone_id for i in wave.instances})
+        table.add_row(wave.name, str(wave.size), str(len(wave.batches)), ", ".join(zones))
+    console.print(table)
+    if waves and 0 < waves[0].size <= 2 and len(waves) > 1:  # noqa: PLR2004
+        console.print(
+            f"[yellow]note:[/] a canary of {waves[0].size} instance(s) only catches a change "
+            "that fails everywhere"
+        )
+
+    batches = sum(len(w.batches) for w in waves)
+    rates = {**DEFAULT_RATES, **plan.limits.qps}
+    console.print(
+        f"API calls: {batches} RunCommand (at most {batch_size} instances each), then "
+        f"at least {batches} DescribeInvocationResults and shared DescribeInvocations polls"
+    )
+    needed = len(runnable)
+    console.print(
+        f"quota: {needed} invocations of max-axt-invocation-daily "
+        f"{quotas.get('max-axt-invocation-daily', '?')}; "
+        f"{batches if plan.command.keep_command else 0} kept commands of "
+        f"max-axt-command-count {quotas.get('max-axt-command-count', '?')}"
+    )
+    console.print(
+        f"time: dispatch takes at least {batches / rates['RunCommand']:.1f} s at "
+        f"{rates['RunCommand']:g} RunCommand/s; each instance may run up to "
+        f"{plan.command.timeout} s" + (f", {cap} at once" if cap else "")
+    )
+    console.print("[dim]dry run: no RunCommand was sent[/]")
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """Resolve the targets and show what a run would do, without running anything."""
+    console, errors = make_console(), make_console(stderr=True)
+    plan = _load(args, errors)
+    if plan is None:
+        return ExitCode.USAGE
+
+    async def main() -> int:
+        async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
+            console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
+            resolution = await resolve(plan.targets, plan.command.type, conn.client)
+            attributes = await conn.client.describe_account_attributes(
+                ["max-axt-invocation-daily", "max-axt-command-count"]
+            )
+        _dry_run(console, plan, resolution, dict(attributes.values))
+        return ExitCode.OK
+
+    return run_async(main)
+
+
+def _exit_code(result: RolloutResult) -> ExitCode:
+    counts = result.counts()
+    if result.halt is not None:
+        return ExitCode.HALTED
+    ran = counts[Outcome.SUCCEEDED] + counts[Outcome.FAILED]
+    # Skipped instances (before dispatch, or refused by RunCommand) are reported but do
+    # not fail the run; a run in which nothing ran at all does.
+    bad = (
+        counts[Outcome.FAILED] + counts[Outcome.UNDELIVERED] + counts[Outcome.STOPPED]
+        + counts[Outcome.NOT_SENT]
+    )  # fmt: skip
+    if bad or not ran:
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def new_run_id(plan: Plan) -> str:
+    """Readable and unique: the plan's name, the start time, and a random suffix."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{plan.name[:24]}-{stamp}-{secrets.token_hex(2)}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a plan: resolve, dispatch wave after wave, track, and summarise."""
+    console, errors = make_console(), make_console(stderr=True)
+    plan = _load(args, errors)
+    if plan is None:
+        return ExitCode.USAGE
+    if args.ignore_quota:
+        from dataclasses import replace  # noqa: PLC0415
+
+        plan = replace(plan, limits=replace(plan.limits, ignore_quota=True))
+    display = ProgressDisplay(console)
+
+    async def main() -> int:
+        run_id = new_run_id(plan)
+        async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
+            console.print(
+                f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}"
+            )
+            resolution = await resolve(plan.targets, plan.command.type, conn.client)
+            _print_resolution(console, resolution)
+            with display:
+                result = await run_rollout(
+                    plan,
+                    conn.client,
+                    resolution.runnable,
+                    run_id=run_id,
+                    clock=conn.clock,
+                    sink=display,
+                )
+        print_summary(console, result.results, resolution.skipped)
+        calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))
+        console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
+        return _exit_code(result)
+
+    code = run_async(main)
+    if code == ExitCode.INTERRUPTED and display.finished is not None:
+        print_summary(console, display.finished.result.results, ())
+    return code
