@@ -14,7 +14,7 @@ from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._progress import ProgressDisplay
 from orchestrator.cli._summary import LISTED, print_summary
 from orchestrator.cli._wiring import Target, connect
-from orchestrator.ecs import DEFAULT_RATES
+from orchestrator.ecs import DEFAULT_RATES, codes
 from orchestrator.plan import PlanError, load_plan
 from orchestrator.rollout import Outcome, plan_waves, run_rollout
 from orchestrator.targets import Resolution, resolve
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from orchestrator.plan import Plan
-    from orchestrator.rollout import RolloutResult
+    from orchestrator.rollout import Halt, RolloutResult
 
 
 def _target(args: argparse.Namespace, plan: Plan) -> Target:
@@ -143,10 +143,22 @@ def dry_run(args: argparse.Namespace) -> int:
     return run_async(main)
 
 
+def _halt_exit_code(halt: Halt) -> ExitCode:
+    """A gate halts (3); the API refusing the run is its own kind of failure."""
+    if halt.reason == "gate":
+        return ExitCode.HALTED
+    kind = codes.kind_of(halt.code, 0) if halt.code else None
+    if kind is codes.ErrorKind.QUOTA:
+        return ExitCode.QUOTA
+    if kind is codes.ErrorKind.AUTH:
+        return ExitCode.AUTH
+    return ExitCode.API_ERROR
+
+
 def _exit_code(result: RolloutResult) -> ExitCode:
     counts = result.counts()
     if result.halt is not None:
-        return ExitCode.HALTED
+        return _halt_exit_code(result.halt)
     ran = counts[Outcome.SUCCEEDED] + counts[Outcome.FAILED]
     # Skipped instances (before dispatch, or refused by RunCommand) are reported but do
     # not fail the run; a run in which nothing ran at all does.
@@ -195,11 +207,24 @@ def run(args: argparse.Namespace) -> int:
                     sink=display,
                 )
         print_summary(console, result.results, resolution.skipped)
+        if result.halt is not None:
+            halt = result.halt
+            console.print(
+                f"\n[bold red]halted ({halt.reason})[/]: "
+                f"{escape(' '.join(p for p in (halt.code, halt.message) if p))}",
+                soft_wrap=True,
+            )
         calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))
         console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
         return _exit_code(result)
 
     code = run_async(main)
     if code == ExitCode.INTERRUPTED and display.finished is not None:
-        print_summary(console, display.finished.result.results, ())
+        partial = display.finished.result
+        print_summary(console, partial.results, ())
+        if partial.in_flight:
+            console.print(
+                f"\n[yellow]{len(partial.in_flight)} instances were still running[/]: their "
+                "invocations go on; nothing more was dispatched"
+            )
     return code

@@ -4,6 +4,7 @@ test owns (so it can count the calls), or the embedded one: exit codes and outpu
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -157,9 +158,75 @@ async def test_quota_too_small_exits_6_before_any_run_command(tmp_path: Path):
         assert sim.stats.count("RunCommand") == 0
 
 
+@pytest.mark.anyio
+async def test_quota_refused_part_way_halts_with_exit_6(tmp_path: Path):
+    """Told to ignore the quota check, the run meets Invocation.ExceedQuota: it halts,
+    says why, and exits 6; the refused instances are not sent."""
+    from orchestrator.sim import serve  # noqa: PLC0415
+
+    text = SMALL.read_text().replace("invocations_daily: 1000", "invocations_daily: 2")
+    async with serve(load_fleet(text)) as sim:
+        plan = write_plan(tmp_path, PLAN.format(tags="{app: web}"))
+        done = await acli("run", str(plan), "--ignore-quota", home=tmp_path, sim=sim)
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert "Invocation.ExceedQuota" in done.stdout
+        assert "not_sent" in done.stdout
+        assert sim.simulation.execution_counts() == {}
+
+
 def test_readme_rollout_runs_against_the_embedded_simulator(tmp_path: Path):
     """README's first command: the canary-then-full plan on the demo fleet, exit 0."""
     done = cli("run", "plans/canary-then-full.yaml", "--sim", home=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "wave canary" in done.stdout
     assert "Outcome by wave" in done.stdout
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path: Path):
+    """SIGINT during a run: dispatching stops, what is known is summarised, exit 130."""
+    from orchestrator.sim import serve  # noqa: PLC0415
+
+    # Real-time agents that take a while, so the run is surely still going.
+    text = (
+        SMALL.read_text()
+        .replace("time_scale: 0.01", "time_scale: 1")
+        .replace("duration: 2", "duration: 600")
+    )
+    async with serve(load_fleet(text)) as sim:
+        plan = write_plan(
+            tmp_path, PLAN.format(tags="{app: web}").replace("timeout: 30", "timeout: 900")
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+        env |= {
+            "HOME": str(tmp_path),
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": sim.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sim.access_key_secret,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            str(plan),
+            "--endpoint",
+            sim.url,
+            "--region",
+            sim.region,
+        ]
+        async with await anyio.open_process(command, env=env, cwd=ROOT) as process:
+            assert process.stdout is not None
+            seen = ""
+            with anyio.fail_after(60):
+                async for chunk in process.stdout:
+                    seen += chunk.decode()
+                    if "instances in" in seen:  # the wave has started dispatching
+                        break
+                # Interrupt once the batch is really out, so there is something in flight.
+                while sim.stats.count("RunCommand") == 0:
+                    await anyio.wait_all_tasks_blocked()
+                process.send_signal(signal.SIGINT)
+                rest = b"".join([chunk async for chunk in process.stdout]).decode()
+                assert await process.wait() == 130
+        assert "Outcome by wave" in seen + rest
+        assert "3 instances were still running" in seen + rest

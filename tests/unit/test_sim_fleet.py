@@ -32,7 +32,7 @@ def test_demo_fleet_shape() -> None:
     assert 0 < sum(i.agent == "offline" for i in fleet.instances) < 20
     assert 0 < sum(i.status == "Stopped" for i in fleet.instances) < 20
     assert sum(i.os == "windows" for i in fleet.instances) == 10
-    assert fleet.time_scale == 0.01
+    assert fleet.time_scale == 0.05
 
 
 def test_default_fleet_is_the_packaged_demo_and_plans_copy_matches() -> None:
