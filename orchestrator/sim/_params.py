@@ -108,6 +108,7 @@ def page_of(params: Mapping[str, str], *, maximum: int, clamp: bool = False) -> 
 
 
 def repeated(params: Mapping[str, str], name: str) -> list[str]:
+    """`Name.1`, `Name.2`, … in index order (gaps allowed), empty values dropped."""
     found = []
     prefix = name + "."
     for key, value in params.items():

@@ -27,6 +27,7 @@ from orchestrator.sim._agent import (
 )
 from orchestrator.sim._invocations import Invocation, Record, RecordKind
 from orchestrator.sim._parameters import check_store, render
+from orchestrator.sim._params import repeated
 from orchestrator.sim._protocol import Call, Handler, SimApiError
 from orchestrator.sim._runcommand import parse_run_command
 
@@ -396,7 +397,7 @@ class Simulation:
                 "The input parameter InvokeId that is mandatory for processing this "
                 "request is not supplied.",
             )
-        instance_ids = _repeated(call.params, "InstanceId")
+        instance_ids = repeated(call.params, "InstanceId")
         if len(instance_ids) > codes.STOP_INVOCATION_MAX_INSTANCES:
             raise SimApiError("InstanceIds.ExceedLimit")
         inv = self._invocations.get(invoke_id)
@@ -421,14 +422,3 @@ def _has_tag(inst: InstanceSpec, key: str, value: str | None) -> bool:
     if not value:
         return any(k == key for k, _ in inst.tags)
     return (key, value) in inst.tags
-
-
-def _repeated(params: Mapping[str, str], name: str) -> list[str]:
-    """`Name.1`, `Name.2`, … in index order (gaps allowed), empty values dropped."""
-    found = []
-    prefix = name + "."
-    for key, value in params.items():
-        suffix = key[len(prefix) :] if key.startswith(prefix) else ""
-        if suffix.isdigit() and value:
-            found.append((int(suffix), value))
-    return [value for _, value in sorted(found)]

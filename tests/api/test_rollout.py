@@ -4,17 +4,12 @@ tracking cost per instance. Whole rollouts run on the fleet's scaled clock (no s
 
 from __future__ import annotations
 
-import random
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
 import anyio
 import pytest
 
-from orchestrator.clock import ScaledClock
-from orchestrator.ecs import Credentials, EcsClient, Instance, RateLimiter
+from orchestrator.ecs import EcsClient, Instance
 from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.errors import QuotaTooSmall
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
@@ -34,20 +29,14 @@ from orchestrator.rollout import (
     client_token,
     run_rollout,
 )
-from orchestrator.sim import RunningSimulator, load_fleet, serve
+from orchestrator.testing import Simulated, simulated
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import Sequence
+
+    from orchestrator.sim import RunningSimulator
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Env:
-    sim: RunningSimulator
-    client: EcsClient
-    clock: ScaledClock
-    limiter: RateLimiter
 
 
 def fleet_yaml(count: int, *, extra: str = "", quotas: str = "", time_scale: float = 0.01) -> str:
@@ -64,26 +53,6 @@ generate:
 behaviour:
   default: {{duration: 2, delivery_delay: 0.5, output: "ok {{{{ACS::InstanceId}}}}\\n"}}
 """
-
-
-@asynccontextmanager
-async def running(text: str) -> AsyncIterator[Env]:
-    """The simulator serving `text`, and a rate-limited client, on one scaled clock."""
-    fleet = load_fleet(text)
-    clock = ScaledClock(fleet.time_scale)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=5)
-    async with serve(fleet, clock=clock) as sim, aiohttp.ClientSession(timeout=timeout) as http:
-        limiter = RateLimiter(clock)
-        client = EcsClient(
-            sim.url,
-            http,
-            Credentials.of(sim.access_key_id, sim.access_key_secret),
-            region_id=sim.region,
-            clock=clock,
-            rng=random.Random(1),
-            rate_limiter=limiter,
-        )
-        yield Env(sim, client, clock, limiter)
 
 
 async def runnable(client: EcsClient) -> list[Instance]:
@@ -117,7 +86,7 @@ def executions(sim: RunningSimulator) -> dict[str, list[int]]:
 
 async def test_120_instances_go_out_in_three_batches_of_50_50_20():
     """One RunCommand per batch of at most 50; every instance runs once and succeeds."""
-    async with running(fleet_yaml(120)) as env:
+    async with simulated(fleet_yaml(120)) as env:
         instances = await runnable(env.client)
         sink = RecordingSink()
         result = await run_rollout(
@@ -142,7 +111,7 @@ async def test_120_instances_go_out_in_three_batches_of_50_50_20():
 
 async def test_events_come_in_order_and_account_for_everyone():
     """RunStarted, WaveStarted, batches, one InstanceFinished each, WaveFinished, RunFinished."""
-    async with running(fleet_yaml(7)) as env:
+    async with simulated(fleet_yaml(7)) as env:
         instances = await runnable(env.client)
         sink = RecordingSink()
         result = await run_rollout(
@@ -169,7 +138,7 @@ async def test_a_rejected_batch_is_split_to_isolate_bad_instances():
     zones: [cn-hangzhou-h]
     status: Stopped
 """
-    async with running(fleet_yaml(20, extra=extra)) as env:
+    async with simulated(fleet_yaml(20, extra=extra)) as env:
         every = [i async for i in env.client.describe_instances()]
         stopped = next(i for i in every if i.status is InstanceStatus.STOPPED)
         ghost = Instance(
@@ -204,7 +173,7 @@ async def test_a_rejected_batch_is_split_to_isolate_bad_instances():
 async def test_a_daily_quota_too_small_refuses_the_run_before_any_runcommand():
     """QuotaTooSmall names the attribute and the numbers; nothing was sent."""
     text = fleet_yaml(12).replace("invocations_daily: 100000", "invocations_daily: 10")
-    async with running(text) as env:
+    async with simulated(text) as env:
         instances = await runnable(env.client)
         sink = RecordingSink()
         with pytest.raises(QuotaTooSmall) as caught:
@@ -223,7 +192,7 @@ async def test_a_daily_quota_too_small_refuses_the_run_before_any_runcommand():
 async def test_quota_exceeded_mid_run_halts_and_keeps_what_was_sent():
     """Invocation.ExceedQuota on batch 2 halts: batch 1 is tracked, the rest NOT_SENT."""
     text = fleet_yaml(100).replace("invocations_daily: 100000", "invocations_daily: 60")
-    async with running(text) as env:
+    async with simulated(text) as env:
         instances = await runnable(env.client)
         plan = plan_of(ignore_quota=True)
         result = await run_rollout(
@@ -241,7 +210,7 @@ async def test_quota_exceeded_mid_run_halts_and_keeps_what_was_sent():
 # --- the concurrency cap -------------------------------------------------------------
 
 
-def peak_overlap(env: Env) -> int:
+def peak_overlap(env: Simulated) -> int:
     """The most records ever between creation and finish at once, from the simulator."""
     now = env.clock.now()
     edges = []
@@ -259,7 +228,7 @@ def peak_overlap(env: Env) -> int:
 
 async def test_max_concurrency_is_never_exceeded():
     """With a cap of 10, batches shrink to 10 and never more than 10 execute at once."""
-    async with running(fleet_yaml(45)) as env:
+    async with simulated(fleet_yaml(45)) as env:
         instances = await runnable(env.client)
         sink = RecordingSink()
         result = await run_rollout(
@@ -278,7 +247,7 @@ async def test_max_concurrency_is_never_exceeded():
 
 async def test_a_percentage_cap_is_of_the_whole_target_set():
     """max_concurrency 20% of 30 instances is 6."""
-    async with running(fleet_yaml(30)) as env:
+    async with simulated(fleet_yaml(30)) as env:
         instances = await runnable(env.client)
         sink = RecordingSink()
         await run_rollout(
@@ -321,7 +290,7 @@ WAVES = (
 
 async def test_waves_run_one_after_another_and_hooks_see_every_batch():
     """Waves 1, 5, 4 of 10; before_dispatch sees each token before its RunCommand."""
-    async with running(fleet_yaml(10)) as env:
+    async with simulated(fleet_yaml(10)) as env:
         instances = await runnable(env.client)
         hooks = Hooks()
         sink = RecordingSink()
@@ -349,7 +318,7 @@ async def test_waves_run_one_after_another_and_hooks_see_every_batch():
 
 async def test_a_gate_saying_no_stops_the_later_waves():
     """after_wave → False: later waves are NOT_SENT and the halt says gate."""
-    async with running(fleet_yaml(10)) as env:
+    async with simulated(fleet_yaml(10)) as env:
         instances = await runnable(env.client)
         result = await run_rollout(
             plan_of(waves=WAVES),
@@ -373,7 +342,7 @@ async def test_a_gate_saying_no_stops_the_later_waves():
 
 async def test_running_the_same_run_again_runs_nothing_twice():
     """Same run id, same plan (a resume): the same tokens, the same invocations, one run."""
-    async with running(fleet_yaml(60)) as env:
+    async with simulated(fleet_yaml(60)) as env:
         instances = await runnable(env.client)
         first = await run_rollout(
             plan_of(),
@@ -398,7 +367,7 @@ async def test_running_the_same_run_again_runs_nothing_twice():
 
 async def test_the_same_token_with_another_command_halts_as_a_bug():
     """IdempotentParameterMismatch: dispatch stops at once and the halt says bug."""
-    async with running(fleet_yaml(5)) as env:
+    async with simulated(fleet_yaml(5)) as env:
         instances = await runnable(env.client)
         await run_rollout(
             plan_of(), env.client, instances, run_id="r-bug", clock=env.clock, sink=RecordingSink()
@@ -421,7 +390,7 @@ async def test_the_same_token_with_another_command_halts_as_a_bug():
 
 async def test_cancelling_returns_a_partial_result_and_sends_nothing_more():
     """Cancelled after the first batch: RunFinished(interrupted) accounts for everyone."""
-    async with running(fleet_yaml(200)) as env:
+    async with simulated(fleet_yaml(200)) as env:
         instances = await runnable(env.client)
         sink = RecordingSink()
         with anyio.CancelScope() as scope:
@@ -463,7 +432,7 @@ async def test_cancelling_returns_a_partial_result_and_sends_nothing_more():
 
 async def test_tracking_costs_a_small_fraction_of_a_call_per_instance():
     """300 instances: polls are shared by all batches, one results read per batch."""
-    async with running(fleet_yaml(300)) as env:
+    async with simulated(fleet_yaml(300)) as env:
         instances = await runnable(env.client)
         result = await run_rollout(
             plan_of(), env.client, instances, run_id="r-cost", clock=env.clock, sink=RecordingSink()
@@ -484,7 +453,7 @@ async def test_tracking_costs_a_small_fraction_of_a_call_per_instance():
 
 async def test_the_runcommand_carries_the_plan_command_base64_and_the_run_tag():
     """Content travels Base64; parameters, timeout, user, dir, name, tags and token arrive."""
-    async with running(fleet_yaml(3)) as env:
+    async with simulated(fleet_yaml(3)) as env:
         instances = await runnable(env.client)
         command = Command(
             content="echo {{who}}",
@@ -517,7 +486,7 @@ async def test_the_runcommand_carries_the_plan_command_base64_and_the_run_tag():
 
 async def test_every_call_of_the_client_goes_through_the_limiter():
     """DescribeInstances and DescribeCloudAssistantStatus are counted like the run's calls."""
-    async with running(fleet_yaml(120)) as env:
+    async with simulated(fleet_yaml(120)) as env:
         found = [i async for i in env.client.describe_instances()]
         await env.client.describe_cloud_assistant_status([i.instance_id for i in found])
         calls = env.limiter.stats().calls

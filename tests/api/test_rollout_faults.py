@@ -4,32 +4,20 @@ run exactly once and every result must be there. Runs on the fleet's scaled cloc
 
 from __future__ import annotations
 
-import random
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
 import pytest
 
-from orchestrator.clock import ScaledClock
-from orchestrator.ecs import Credentials, EcsClient, Instance, RateLimiter
 from orchestrator.errors import ServerError
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import Outcome, RecordingSink, RunFinished, Throttled, run_rollout
-from orchestrator.sim import FaultSpec, RunningSimulator, load_fleet, serve
+from orchestrator.sim import FaultSpec, RunningSimulator
+from orchestrator.testing import simulated
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from orchestrator.ecs import EcsClient, Instance
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Env:
-    sim: RunningSimulator
-    client: EcsClient
-    clock: ScaledClock
 
 
 def fleet_yaml(count: int, *, top: str = "") -> str:
@@ -45,26 +33,6 @@ generate:
 behaviour:
   default: {{duration: 2, delivery_delay: 0.5, output: "ok\\n"}}
 """
-
-
-@asynccontextmanager
-async def running(text: str, *, request_timeout: float | None = None) -> AsyncIterator[Env]:
-    """The simulator serving `text`, and a rate-limited client, on one scaled clock."""
-    fleet = load_fleet(text)
-    clock = ScaledClock(fleet.time_scale)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=5)
-    async with serve(fleet, clock=clock) as sim, aiohttp.ClientSession(timeout=timeout) as http:
-        client = EcsClient(
-            sim.url,
-            http,
-            Credentials.of(sim.access_key_id, sim.access_key_secret),
-            region_id=sim.region,
-            clock=clock,
-            rng=random.Random(3),
-            rate_limiter=RateLimiter(clock),
-            request_timeout=request_timeout,
-        )
-        yield Env(sim, client, clock)
 
 
 async def every_instance(client: EcsClient) -> list[Instance]:
@@ -93,7 +61,7 @@ async def test_a_throttling_storm_slows_down_and_accounts_for_everyone():
     """The endpoint allows 1 call/s per action (RunCommand 0.5/s), bursts of 1; the limiter
     adapts and the run completes."""
     storm = "throttle: {qps: 1, burst: 1, per_action: {RunCommand: 0.5}}"
-    async with running(fleet_yaml(150, top=storm)) as env:
+    async with simulated(fleet_yaml(150, top=storm)) as env:
         instances = await every_instance(env.client)
         sink = RecordingSink()
         result = await run_rollout(
@@ -110,7 +78,7 @@ async def test_a_throttling_storm_slows_down_and_accounts_for_everyone():
 
 async def test_dropped_answers_and_resets_never_run_anything_twice():
     """10 % drops, 10 % resets and 5 % 5xx on RunCommand and the Describe calls."""
-    async with running(fleet_yaml(200)) as env:
+    async with simulated(fleet_yaml(200)) as env:
         instances = await every_instance(env.client)
         env.sim.faults.set(
             FaultSpec(
@@ -153,7 +121,7 @@ async def test_a_runcommand_still_processing_is_asked_again_with_the_same_token(
     """The first answer times out while the service works; IdempotentProcessing, then the
     same invocation comes back: nothing runs twice."""
     text = fleet_yaml(20, top="run_command_latency: 5")
-    async with running(text, request_timeout=0.02) as env:
+    async with simulated(text, request_timeout=0.02) as env:
         instances = await every_instance(env.client)
         result = await run_rollout(
             plan_of(10),
@@ -171,7 +139,7 @@ async def test_a_runcommand_still_processing_is_asked_again_with_the_same_token(
 async def test_when_results_can_no_longer_be_read_the_partial_result_is_reported():
     """DescribeInvocations always fails: after 10 failed polls the run raises, and its
     RunFinished says which instances may still be running."""
-    async with running(fleet_yaml(30)) as env:
+    async with simulated(fleet_yaml(30)) as env:
         instances = await every_instance(env.client)
         env.sim.faults.set(FaultSpec(error_rate=1.0, actions=frozenset({"DescribeInvocations"})))
         sink = RecordingSink()

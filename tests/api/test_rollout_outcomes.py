@@ -5,16 +5,8 @@ the simulator on the fleet's scaled clock."""
 
 from __future__ import annotations
 
-import random
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import aiohttp
 import pytest
 
-from orchestrator.clock import ScaledClock
-from orchestrator.ecs import Credentials, EcsClient, RateLimiter
 from orchestrator.ecs.codes import InstanceInvocationStatus as S
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import (
@@ -25,10 +17,7 @@ from orchestrator.rollout import (
     outcome_of,
     run_rollout,
 )
-from orchestrator.sim import RunningSimulator, load_fleet, serve
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+from orchestrator.testing import Simulated, simulated
 
 pytestmark = pytest.mark.anyio
 
@@ -57,32 +46,7 @@ behaviour:
 """
 
 
-@dataclass
-class Env:
-    sim: RunningSimulator
-    client: EcsClient
-    clock: ScaledClock
-
-
-@asynccontextmanager
-async def running(offline_timeout: float) -> AsyncIterator[Env]:
-    fleet = load_fleet(FLEET.replace("OFFLINE", str(offline_timeout)))
-    clock = ScaledClock(fleet.time_scale)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=5)
-    async with serve(fleet, clock=clock) as sim, aiohttp.ClientSession(timeout=timeout) as http:
-        client = EcsClient(
-            sim.url,
-            http,
-            Credentials.of(sim.access_key_id, sim.access_key_secret),
-            region_id=sim.region,
-            clock=clock,
-            rng=random.Random(2),
-            rate_limiter=RateLimiter(clock),
-        )
-        yield Env(sim, client, clock)
-
-
-async def roll(env: Env, command: Command, *, delivery_timeout: float) -> RolloutResult:
+async def roll(env: Simulated, command: Command, *, delivery_timeout: float) -> RolloutResult:
     instances = [i async for i in env.client.describe_instances()]
     plan = Plan(
         name="outcomes",
@@ -98,7 +62,7 @@ async def roll(env: Env, command: Command, *, delivery_timeout: float) -> Rollou
 
 async def test_success_failure_hang_and_offline_each_end_right():
     """SUCCEEDED, FAILED (exit 3), FAILED (Timeout), UNDELIVERED (stopped at the deadline)."""
-    async with running(offline_timeout=600) as env:
+    async with simulated(FLEET.replace("OFFLINE", "600")) as env:
         result = await roll(env, Command(content="run", timeout=10), delivery_timeout=30)
         by_id = result.by_instance()
         ok = by_id["i-ok1"]
@@ -133,7 +97,7 @@ async def test_success_failure_hang_and_offline_each_end_right():
 
 async def test_an_agent_that_never_answers_is_undelivered_without_our_stop():
     """The service aborts it first (ClientNotResponse): UNDELIVERED, no StopInvocation."""
-    async with running(offline_timeout=20) as env:
+    async with simulated(FLEET.replace("OFFLINE", "20")) as env:
         result = await roll(env, Command(content="run", timeout=10), delivery_timeout=300)
         offline = result.by_instance()["i-offline1"]
         assert (offline.outcome, offline.status, offline.error_code) == (
@@ -146,7 +110,7 @@ async def test_an_agent_that_never_answers_is_undelivered_without_our_stop():
 
 async def test_long_output_keeps_head_and_tail_and_counts_what_was_dropped():
     """33,000 bytes printed: the API keeps 24 KB, we keep 1 KB + 3 KB; the rest is counted."""
-    async with running(offline_timeout=20) as env:
+    async with simulated(FLEET.replace("OFFLINE", "20")) as env:
         result = await roll(env, Command(content="run", timeout=10), delivery_timeout=300)
         chatty = result.by_instance()["i-chatty1"]
         assert chatty.output_dropped == 33_000 - 4096
@@ -159,7 +123,7 @@ async def test_long_output_keeps_head_and_tail_and_counts_what_was_dropped():
 
 async def test_a_periodic_command_is_done_once_scheduled():
     """RepeatMode Period: Scheduled means the schedule is in place → SUCCEEDED."""
-    async with running(offline_timeout=20) as env:
+    async with simulated(FLEET.replace("OFFLINE", "20")) as env:
         command = Command(content="run", timeout=10, repeat_mode="Period", frequency="rate(5m)")
         result = await roll(env, command, delivery_timeout=300)
         ok = result.by_instance()["i-ok1"]
