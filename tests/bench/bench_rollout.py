@@ -1,0 +1,514 @@
+"""Benchmark: one rollout over a large simulated fleet, against the quality bars.
+
+Run on demand, never in CI (the name has no `test_` prefix, so pytest does not collect
+it): `python tests/bench/bench_rollout.py --instances 10000` (or 100000). It writes a
+fleet file into a temporary directory, starts the simulator in its own process
+(`python -m orchestrator sim`), so that this process measures the tool alone, and runs
+the tool through the library as `orchestrator run` wires it: `resolve` the targets, then
+`run_rollout`, with a rate-limited `EcsClient` on real time. It prints the dispatch rate
+as a fraction of the bound (batches / RunCommand QPS), Describe calls per instance, peak
+RSS and CPU seconds, each against its target; docs/performance.md explains the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import itertools
+import json
+import os
+import pstats
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import anyio
+
+import orchestrator
+from orchestrator.clock import SystemClock
+from orchestrator.ecs import Credentials, EcsClient, RateLimiter
+from orchestrator.plan import parse_plan
+from orchestrator.rollout import BatchDispatched, Outcome, _dispatcher, run_rollout
+from orchestrator.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from orchestrator.targets import resolve
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from orchestrator.rollout import Event, RolloutResult
+
+# The quality bars (shared/design.md "Quality bars", the benchmark issue).
+TARGET_FRACTION = 0.95
+TARGET_DESCRIBE_PER_INSTANCE = 0.05
+TARGET_PEAK_RSS_MB = 300.0
+ZONES = ("cn-hangzhou-h", "cn-hangzhou-i", "cn-hangzhou-j")
+TAG = ("bench", "rollout")
+_URL = re.compile(r"listening on (http://\S+)")
+_TRACKING = ("DescribeInvocations", "DescribeInvocationResults")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What one benchmark run does (the command line)."""
+
+    instances: int
+    run_command_qps: float
+    describe_qps: float
+    batch_size: int
+    latency: float
+    sim_qps: float
+    duration_min: float
+    duration_max: float
+    delivery_delay: float
+    profile: Path | None
+    json_out: Path | None
+    # Experiments, off by default (the CLI's wiring): a RunCommand burst for the client's
+    # rate limiter, and more RunCommands in the air than the dispatcher's PARALLEL_SENDS.
+    burst: float = 1.0
+    parallel_sends: int = 0
+    gc_freeze: bool = False  # move what resolve built out of the collector's sight
+
+
+def fleet_yaml(cfg: Config) -> str:
+    """N Running, online instances over three zones, one tag; real-time throttle/latency."""
+    return f"""\
+region: cn-hangzhou
+seed: 1
+time_scale: 1
+quotas: {{invocations_daily: {max(cfg.instances * 2, 10_000)}, commands: 500,
+          max_instances_per_call: 50}}
+throttle: {{qps: {cfg.sim_qps:g}}}
+faults: {{latency: {cfg.latency:g}}}
+generate:
+  - count: {cfg.instances}
+    zones: [{", ".join(ZONES)}]
+    tags: {{{TAG[0]}: {TAG[1]}}}
+behaviour:
+  default:
+    duration: {{min: {cfg.duration_min:g}, max: {cfg.duration_max:g}}}
+    delivery_delay: {cfg.delivery_delay:g}
+    output: "ok\\n"
+"""
+
+
+def plan_text(cfg: Config) -> str:
+    """One wave, no max_concurrency: only the rate limits bound the run."""
+    return f"""\
+name: bench-rollout
+region: cn-hangzhou
+targets:
+  tags: {{{TAG[0]}: {TAG[1]}}}
+command:
+  content: "echo ok"
+  timeout: 60
+limits:
+  batch_size: {cfg.batch_size}
+  qps: {{RunCommand: {cfg.run_command_qps:g}, Describe: {cfg.describe_qps:g}}}
+"""
+
+
+class DispatchTimes:
+    """A sink keeping only when each BatchDispatched arrived (not the events themselves)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BatchDispatched):
+            self.times.append(time.perf_counter())
+
+
+class Diagnostics:
+    """Where dispatch time can go: API round trips per action (an aiohttp trace), garbage
+    collector pauses in this process, and event-loop lag (a 10 ms ticker) while it runs."""
+
+    def __init__(self) -> None:
+        self.round_trips: dict[str, list[float]] = {}
+        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self.lag_max = 0.0
+        self.lag_over_50ms = 0.0  # total lag in ticks that were more than 50 ms late
+        self._gc_started = 0.0
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._request_start)
+        self.trace.on_request_end.append(self._request_end)
+
+    async def _request_start(self, _s: object, ctx: Any, params: Any) -> None:
+        ctx.action = params.headers.get("x-acs-action", "")
+        ctx.started = time.perf_counter()
+
+    async def _request_end(self, _s: object, ctx: Any, _params: object) -> None:
+        elapsed = time.perf_counter() - ctx.started
+        if not ctx.action:
+            return  # not an API call (the simulator's /_sim/stats)
+        self.round_trips.setdefault(ctx.action, []).append(elapsed)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
+
+    @contextmanager
+    def watching_gc(self) -> Iterator[None]:
+        gc.callbacks.append(self._gc)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._gc)
+
+    async def tick(self) -> None:
+        """Measure how late a 10 ms sleep wakes up, until cancelled."""
+        while True:
+            before = time.perf_counter()
+            await anyio.sleep(0.01)
+            late = time.perf_counter() - before - 0.01
+            self.lag_max = max(self.lag_max, late)
+            if late > 0.05:
+                self.lag_over_50ms += late
+
+    def round_trip_lines(self) -> list[str]:
+        """p50 / p99 / max per action: the time to the answer's headers."""
+        out = []
+        for action, times in sorted(self.round_trips.items()):
+            ordered = sorted(times)
+            p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
+            out.append(
+                f"  round trip {action}: n={len(ordered)} p50 {p50 * 1000:.0f} ms, "
+                f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+            )
+        return out
+
+    def lines(self) -> list[str]:
+        out = self.round_trip_lines()
+        full = [t for g, t in self.gc_pauses if g == 2]
+        out.append(
+            f"  gc: {len(self.gc_pauses)} collections, {sum(t for _, t in self.gc_pauses):.2f} s; "
+            f"{len(full)} full, longest {max(full, default=0) * 1000:.0f} ms"
+        )
+        out.append(
+            f"  event-loop lag during the rollout: max {self.lag_max * 1000:.0f} ms, "
+            f"{self.lag_over_50ms:.2f} s in ticks over 50 ms late"
+        )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Peak RSS (MB) and CPU seconds (user + sys) of a process so far."""
+
+    peak_rss_mb: float
+    cpu_s: float
+
+    @staticmethod
+    def self_() -> Usage:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return Usage(ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime)  # KB on Linux
+
+    @staticmethod
+    def of_pid(pid: int) -> Usage | None:
+        """From /proc (Linux); None where it cannot be read."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return Usage(
+            int(hwm.group(1)) / 1024 if hwm else 0.0, (int(stat[11]) + int(stat[12])) / ticks
+        )
+
+
+@dataclass(slots=True)
+class Figures:
+    """Everything measured in one run."""
+
+    instances: int
+    runnable: int = 0
+    resolve_s: float = 0.0
+    resolve_calls: dict[str, int] = field(default_factory=dict)
+    rollout_calls: dict[str, int] = field(default_factory=dict)
+    throttles: int = 0
+    batches: int = 0
+    bound_s: float = 0.0
+    window_s: float = 0.0
+    start_to_last_s: float = 0.0
+    max_gap_s: float = 0.0
+    lost_in_gaps_s: float = 0.0  # the excess of every gap over 1 / QPS, summed
+    resolve_cpu_s: float = 0.0
+    resolve_peak_rss_mb: float = 0.0
+    rollout_s: float = 0.0
+    wall_s: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    halt: str = ""
+    sim_stats: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[str] = field(default_factory=list)
+    resolve_round_trips: list[str] = field(default_factory=list)
+
+
+def start_simulator(fleet: Path) -> tuple[subprocess.Popen[str], str]:
+    """`python -m orchestrator sim --fleet FLEET --port 0`; its URL read from its stdout."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "orchestrator", "sim", "--fleet", str(fleet), "--port", "0"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603
+    assert proc.stdout is not None
+    for line in proc.stdout:  # blocks until the fleet is built and the port bound
+        found = _URL.search(line)
+        if found:
+            return proc, found.group(1)
+    proc.wait()
+    raise SystemExit(f"the simulator exited ({proc.returncode}) without printing its URL")
+
+
+async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
+    """Resolve the targets and run the rollout, as `orchestrator run` does."""
+    plan = parse_plan(plan_text(cfg))
+    clock = SystemClock()
+    limiter = RateLimiter(clock, plan.limits.qps, burst=cfg.burst)
+    if cfg.parallel_sends:
+        # An experiment only: the constant is read when each wave's dispatch starts.
+        _dispatcher.PARALLEL_SENDS = cfg.parallel_sends  # type: ignore[misc]
+    diag = Diagnostics()
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+    session = aiohttp.ClientSession(timeout=timeout, trace_configs=[diag.trace])
+    async with session:
+        client = EcsClient(
+            url,
+            session,
+            Credentials.of(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+            region_id="cn-hangzhou",
+            clock=clock,
+            rate_limiter=limiter,
+        )
+        before = Usage.self_()
+        started = time.perf_counter()
+        resolution = await resolve(plan.targets, plan.command.type, client)
+        figures.resolve_s = time.perf_counter() - started
+        after = Usage.self_()
+        figures.resolve_cpu_s = after.cpu_s - before.cpu_s
+        figures.resolve_peak_rss_mb = after.peak_rss_mb
+        figures.resolve_calls = dict(limiter.stats().calls)
+        figures.runnable = len(resolution.runnable)
+        figures.resolve_round_trips = diag.round_trip_lines()
+        if cfg.gc_freeze:
+            gc.freeze()  # an experiment: full collections no longer scan these objects
+        diag.round_trips.clear()  # from here on: the rollout's calls only
+        sink = DispatchTimes()
+        started = time.perf_counter()
+        async with anyio.create_task_group() as ticker:
+            ticker.start_soon(diag.tick)
+            with diag.watching_gc():
+                result = await run_rollout(
+                    plan, client, resolution.runnable, run_id="bench", clock=clock, sink=sink
+                )
+            ticker.cancel_scope.cancel()
+        figures.rollout_s = time.perf_counter() - started
+        async with session.get(f"{url}/_sim/stats") as response:
+            figures.sim_stats = await response.json()
+    times = sink.times
+    figures.batches = len(times)
+    figures.bound_s = figures.batches / cfg.run_command_qps
+    if times:
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        figures.window_s = times[-1] - times[0]
+        figures.start_to_last_s = times[-1] - started
+        figures.max_gap_s = max(gaps, default=0.0)
+        interval = 1 / cfg.run_command_qps
+        figures.lost_in_gaps_s = sum(max(gap - interval, 0.0) for gap in gaps)
+    figures.rollout_calls = dict(result.api_calls)
+    figures.throttles = result.throttles
+    figures.outcomes = {o.value: n for o, n in result.counts().items() if n}
+    figures.halt = f"{result.halt.reason} {result.halt.code}" if result.halt else ""
+    figures.diagnostics = diag.lines()
+    return result
+
+
+def describe(calls: dict[str, int], actions: tuple[str, ...] = ()) -> int:
+    """Describe* calls in `calls` (only `actions`, when given)."""
+    return sum(
+        n for a, n in calls.items() if a.startswith("Describe") and (not actions or a in actions)
+    )
+
+
+def listed(calls: dict[str, int]) -> str:
+    return ", ".join(f"{action} {n}" for action, n in sorted(calls.items()))
+
+
+def mark(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) -> bool:
+    """Print the figures, each against its target; True when every target holds."""
+    n = max(f.instances, 1)
+    # The bound is batches / QPS; N batches paced at QPS span (N - 1) / QPS from the
+    # first acceptance to the last, so that is what the window is compared with.
+    ideal = max(f.batches - 1, 0) / cfg.run_command_qps
+    fraction = ideal / f.window_s if f.window_s > 0 else 0.0
+    from_start = f.bound_s / f.start_to_last_s if f.start_to_last_s > 0 else 0.0
+    tracking = describe(f.rollout_calls, _TRACKING) / n
+    in_rollout = describe(f.rollout_calls) / n
+    in_resolve = describe(f.resolve_calls) / n
+    tool_cpu = end.cpu_s - base.cpu_s
+    ok_outcomes = f.outcomes == {Outcome.SUCCEEDED.value: f.instances} and not f.halt
+    ok_fraction = fraction >= TARGET_FRACTION
+    ok_describe = tracking <= TARGET_DESCRIBE_PER_INSTANCE
+    ok_rss = end.peak_rss_mb <= TARGET_PEAK_RSS_MB
+    halt = f" halt: {f.halt}" if f.halt else ""
+    lines = [
+        (
+            f"fleet: {f.instances} instances, {f.runnable} runnable; "
+            f"RunCommand {cfg.run_command_qps:g}/s, Describe {cfg.describe_qps:g}/s, "
+            f"batch {cfg.batch_size}, latency {cfg.latency:g} s, "
+            f"simulator throttle {cfg.sim_qps:g}/s per action"
+            + (f"; EXPERIMENT burst {cfg.burst:g}" if cfg.burst != 1 else "")
+            + (f"; EXPERIMENT parallel sends {cfg.parallel_sends}" if cfg.parallel_sends else "")
+            + ("; EXPERIMENT gc.freeze() after resolve" if cfg.gc_freeze else "")
+        ),
+        f"outcomes: {f.outcomes}{halt}  [{mark(ok_outcomes)}]",
+        (
+            f"resolve: {f.resolve_s:.1f} s, CPU {f.resolve_cpu_s:.1f} s, peak RSS after it "
+            f"{f.resolve_peak_rss_mb:.1f} MB; {listed(f.resolve_calls)}"
+        ),
+        f"rollout: {f.rollout_s:.1f} s; {listed(f.rollout_calls)}; throttled {f.throttles}",
+        f"batches: {f.batches}; bound {f.bound_s:.2f} s (batches / RunCommand QPS)",
+        (
+            f"dispatch window (first to last BatchDispatched): {f.window_s:.2f} s "
+            f"(ideal {ideal:.2f} s); longest gap {f.max_gap_s * 1000:.0f} ms; "
+            f"{f.lost_in_gaps_s:.2f} s lost in gaps longer than 1/QPS"
+        ),
+        (
+            f"dispatch rate / bound: {fraction:.3f} (target >= {TARGET_FRACTION})  "
+            f"[{mark(ok_fraction)}]"
+        ),
+        f"  bound / (rollout start to last dispatch): {from_start:.3f}",
+        (
+            f"Describe calls per instance, tracking (DescribeInvocations + Results): "
+            f"{tracking:.4f} (target <= {TARGET_DESCRIBE_PER_INSTANCE})  [{mark(ok_describe)}]"
+        ),
+        (
+            f"  rollout incl. quota check: {in_rollout:.4f}; targets step: {in_resolve:.4f}; "
+            f"total: {in_rollout + in_resolve:.4f}"
+        ),
+        (
+            f"peak RSS: {end.peak_rss_mb:.1f} MB (idle with imports {base.peak_rss_mb:.1f} MB, "
+            f"tool +{end.peak_rss_mb - base.peak_rss_mb:.1f} MB) "
+            f"(target <= {TARGET_PEAK_RSS_MB:g} MB)  [{mark(ok_rss)}]"
+        ),
+        (
+            f"CPU: {end.cpu_s:.1f} s user+sys (imports {base.cpu_s:.2f} s, tool {tool_cpu:.1f} s "
+            f"= {tool_cpu / n * 1e6:.0f} us per instance; the rollout "
+            f"{tool_cpu - f.resolve_cpu_s:.1f} s)"
+        ),
+        f"wall: {f.wall_s:.1f} s total (simulator start included)",
+        f"orchestrator imported from {Path(orchestrator.__file__).parent}",
+        "diagnostics, resolve:",
+        *f.resolve_round_trips,
+        "diagnostics, rollout:",
+        *f.diagnostics,
+    ]
+    if sim is not None:
+        lines.append(f"simulator process: peak RSS {sim.peak_rss_mb:.1f} MB, CPU {sim.cpu_s:.1f} s")
+    lines.append(f"simulator saw: {json.dumps(f.sim_stats, sort_keys=True)}")
+    print("\n".join(lines))  # noqa: T201
+    return ok_outcomes and ok_fraction and ok_describe and ok_rss
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--instances", type=int, default=10_000, help="fleet size (default 10000)")
+    p.add_argument("--qps", type=float, default=20.0, help="plan RunCommand QPS (default 20)")
+    p.add_argument("--describe-qps", type=float, default=50.0, help="plan Describe QPS (50)")
+    p.add_argument("--batch-size", type=int, default=50, help="instances per RunCommand (50)")
+    p.add_argument("--latency", type=float, default=0.02, help="API latency, seconds (0.02)")
+    p.add_argument(
+        "--sim-qps", type=float, default=0.0, help="simulator throttle per action (5 x plan QPS)"
+    )
+    p.add_argument(
+        "--duration", type=float, nargs=2, default=(1.0, 2.0), metavar=("MIN", "MAX"),
+        help="command duration range, seconds (1 2)",
+    )  # fmt: skip
+    p.add_argument(
+        "--delivery-delay", type=float, default=0.2, help="Pending to Running, seconds (0.2)"
+    )
+    p.add_argument("--profile", type=Path, help="write cProfile stats of the run here")
+    p.add_argument("--json", type=Path, dest="json_out", help="also write the figures as JSON")
+    p.add_argument("--burst", type=float, default=1.0, help="experiment: rate limiter burst")
+    p.add_argument(
+        "--parallel-sends", type=int, default=0, help="experiment: RunCommands in the air"
+    )
+    p.add_argument(
+        "--gc-freeze", action="store_true", help="experiment: gc.freeze() after resolving"
+    )
+    a = p.parse_args(argv)
+    sim_qps = a.sim_qps or 5 * max(a.qps, a.describe_qps)
+    return Config(
+        a.instances, a.qps, a.describe_qps, a.batch_size, a.latency, sim_qps,
+        a.duration[0], a.duration[1], a.delivery_delay, a.profile, a.json_out,
+        a.burst, a.parallel_sends, a.gc_freeze,
+    )  # fmt: skip
+
+
+def run_profiled(cfg: Config, url: str, figures: Figures) -> None:
+    """The run itself; under cProfile (stats written to `cfg.profile`) when asked."""
+    if cfg.profile is None:
+        anyio.run(run_once, cfg, url, figures)
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        anyio.run(run_once, cfg, url, figures)
+    finally:
+        profiler.disable()
+    profiler.dump_stats(cfg.profile)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    print(out.getvalue())  # noqa: T201
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    base = Usage.self_()  # an idle interpreter with every import done
+    figures = Figures(cfg.instances)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
+        fleet = Path(tmp) / "fleet.yaml"
+        fleet.write_text(fleet_yaml(cfg))
+        proc, url = start_simulator(fleet)
+        try:
+            run_profiled(cfg, url, figures)
+            sim = Usage.of_pid(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    figures.wall_s = time.perf_counter() - started
+    end = Usage.self_()
+    ok = report(cfg, figures, base, end, sim)
+    if cfg.json_out:
+        data = {
+            "config": {k: str(v) for k, v in slots_of(cfg).items()},
+            "figures": slots_of(figures),
+            "baseline": slots_of(base),
+            "end": slots_of(end),
+            "simulator": slots_of(sim) if sim else None,
+        }
+        cfg.json_out.write_text(json.dumps(data, indent=2, sort_keys=True))
+    return 0 if ok else 1
+
+
+def slots_of(obj: object) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
