@@ -8,8 +8,8 @@ sent, and raise `PlanError` whose `problems` list everything wrong at once
 
 from orchestrator.errors import PlanError, Problem
 from orchestrator.plan._load import load_plan, parse_plan
-from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
-from orchestrator.plan._sections import parse_amount
+from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
+from orchestrator.plan._values import parse_amount
 
 __all__ = [
     "Amount",
@@ -19,6 +19,7 @@ __all__ = [
     "PlanError",
     "Problem",
     "Targets",
+    "Verify",
     "Wave",
     "load_plan",
     "parse_amount",

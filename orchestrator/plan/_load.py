@@ -16,29 +16,41 @@ import hashlib
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 from orchestrator.ecs import codes
 from orchestrator.errors import PlanError, Problem
 from orchestrator.plan import _secrets
 from orchestrator.plan._findings import Findings
+from orchestrator.plan._gates import Context, read_wave_defaults
 from orchestrator.plan._model import Command, Plan, Targets
 from orchestrator.plan._reader import Section
 from orchestrator.plan._rules import Where, check_command
 from orchestrator.plan._rules_params import uses_agent_values
+from orchestrator.plan._script import read_script
 from orchestrator.plan._sections import read_limits, read_targets, read_waves
 from orchestrator.plan._yaml import parse_yaml
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-TOP_KEYS: Final = ("name", "region", "description", "targets", "command", "waves", "limits")
-TOP_LATER: Final = MappingProxyType(
-    {
-        "on_breach": "what to do with running instances on a breach comes in a later version",
-        "order": "ordering instances across zones comes in a later version",
-    }
+TOP_KEYS: Final = (
+    "name",
+    "region",
+    "description",
+    "targets",
+    "command",
+    "waves",
+    "wave_defaults",
+    "limits",
+    "on_breach",
+    "order",
+    "count_undelivered",
 )
+# Keys the next versions add (`not-supported-yet`); none at present.
+TOP_LATER: Final[MappingProxyType[str, str]] = MappingProxyType({})
+ON_BREACH: Final = ("stop_in_flight", "finish_in_flight")  # the first is the default
+ORDERS: Final = ("spread", "by_zone")  # the first is the default
 COMMAND_KEYS: Final = (
     "type",
     "content",
@@ -123,8 +135,13 @@ def _parse(text: str, raw: bytes, source: Path | None) -> Plan:
         )
     elif not findings.broken("command"):
         findings.add("command", "is required", "required")
-    waves = read_waves(findings, top.data.get("waves"))
+    context = Context(command, source.parent if source is not None else Path.cwd(), hasher)
+    defaults = read_wave_defaults(findings, top.data.get("wave_defaults"), context)
+    waves = read_waves(findings, top.data.get("waves"), defaults=defaults, context=context)
     limits = read_limits(findings, top.data.get("limits"))
+    on_breach = top.choice("on_breach", ON_BREACH, ON_BREACH[0], code="on-breach")
+    order = top.choice("order", ORDERS, ORDERS[0], code="order")
+    count_undelivered = top.boolean("count_undelivered", default=True)
     if findings:
         raise PlanError.of(findings.problems())
     return Plan(
@@ -136,26 +153,10 @@ def _parse(text: str, raw: bytes, source: Path | None) -> Plan:
         region=region,
         source=source,
         sha256=hasher.hexdigest(),
+        on_breach=cast("Literal['stop_in_flight', 'finish_in_flight']", on_breach),
+        order=cast("Literal['spread', 'by_zone']", order),
+        count_undelivered=count_undelivered,
     )
-
-
-def _read_script(section: Section, base: Path, hasher: _Hash) -> str | None:
-    script = section.string("script")
-    if script is None:
-        return None
-    path = base / script
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        section.findings.add(section.at("script"), f"cannot read {script!r}: {reason}", "script")
-        return None
-    hasher.update(raw)
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        section.findings.add(section.at("script"), f"{script!r} is not UTF-8 text", "script")
-        return None
 
 
 def _read_command(
@@ -178,7 +179,7 @@ def _read_command(
     content_field = "command.script" if has_script and not has_content else "command.content"
     content = section.string("content")
     if content is None:
-        content = _read_script(section, base, hasher)
+        content = read_script(section, base, hasher)
         if content is not None:
             _secrets.scan(content, "command.script", findings)
     if content is not None and not content.strip():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,6 +43,16 @@ class Amount:
             return 0
         if self.percent:
             return min(whole, max(1, math.ceil(whole * self.value / 100 - 1e-9)))
+        return min(whole, int(self.value))
+
+    def floor_of(self, whole: int) -> int:
+        """How many of `whole` this amount allows, never rounding up: the rule for
+        thresholds (`max_errors: 5%` of 30 instances allows 1 error, of 10 allows 0),
+        so a percentage never tolerates more than it says."""
+        if whole <= 0:
+            return 0
+        if self.percent:
+            return min(whole, math.floor(whole * self.value / 100 + 1e-9))
         return min(whole, int(self.value))
 
     def __str__(self) -> str:
@@ -100,12 +110,36 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Verify:
+    """A check run on a wave's succeeded instances after the wave (RunCommand again).
+    Its failures count as the wave's failures; if it cannot run at all the result is
+    inconclusive and the rollout waits for a person, never passing silently."""
+
+    content: str
+    type: str = "RunShellScript"
+    timeout: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class Wave:
     """One step of the rollout: `size` instances (a count or a percentage of the whole
-    target set); the last wave takes whatever remains."""
+    target set); the last wave takes whatever remains.
+
+    The gate: `max_errors` counted errors are tolerated (a count, or a percentage of the
+    wave's size taken with `Amount.floor_of` when the wave starts); the next one breaches
+    it and the rollout halts (SSM's stop rule). None = no limit. `max_concurrency`
+    overrides `limits.max_concurrency` for this wave (a percentage is of the wave).
+    After the wave passes: `verify` runs, then `pause` seconds pass, then, with
+    `approval`, a person (or `--approve`, or `orchestrator approve`) lets the next wave go.
+    """
 
     name: str
     size: Amount
+    max_errors: Amount | None = Amount(0)
+    max_concurrency: Amount | None = None
+    pause: float = 0.0
+    approval: bool = False
+    verify: Verify | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +165,15 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A whole plan. `source` and `sha256` say where it came from (the journal refuses
-    to resume a run whose plan file changed)."""
+    to resume a run whose plan file changed).
+
+    `on_breach`: when a wave breaches its gate, `stop_in_flight` sends StopInvocation to
+    what still runs; `finish_in_flight` lets it finish. Either way later waves never
+    start. `order`: `spread` mixes zones in every wave and batch; `by_zone` finishes
+    one zone before the next. `count_undelivered`: whether instances that never ran
+    (agent offline, delivery deadline) count against `max_errors` (they do by default,
+    unlike SSM).
+    """
 
     name: str
     targets: Targets
@@ -141,3 +183,6 @@ class Plan:
     region: str | None = None
     source: Path | None = None
     sha256: str = ""
+    on_breach: Literal["stop_in_flight", "finish_in_flight"] = "stop_in_flight"
+    order: Literal["spread", "by_zone"] = "spread"
+    count_undelivered: bool = True

@@ -4,8 +4,10 @@ A `Section` knows the keys its mapping may hold. On creation it reports unknown 
 (suggesting the closest known one: `timout` → `timeout`) and keys that later versions
 will add (`not-supported-yet`, with what they are for). Its getters check a value's type
 and, when it is wrong, record a problem and return the default, so reading goes on and
-every problem of the file is reported in one pass. YAML types are taken as YAML gives
-them: `timeout: "60"` is a string, not a number, and `version: 1.10` a float (quote it).
+every problem of the file is reported in one pass. `choice` reads one of a few words
+(`order: by_zone`), suggesting the closest one for a typo. YAML types are taken as YAML
+gives them: `timeout: "60"` is a string, not a number, and `version: 1.10` a float
+(quote it).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import datetime as dt
 import difflib
 from typing import TYPE_CHECKING, Final
 
+from orchestrator.plan._findings import shown
 from orchestrator.plan._yaml import join
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
 
     from orchestrator.plan._findings import Findings
 
@@ -142,6 +145,19 @@ class Section:
             self._type_error(key, "true or false", TYPE)
             return default
         return value
+
+    def choice(self, key: str, options: Sequence[str], default: str, *, code: str) -> str:
+        """One of `options` (a string; another value is reported with `code`, naming the
+        closest option: `by-zone` → `by_zone`)."""
+        value = self.string(key, default)
+        if value is None or value in options:
+            return value or default
+        close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        self.findings.add(
+            self.at(key), f"{shown(value)} is not one of {', '.join(options)}{hint}", code
+        )
+        return default
 
     def strings(self, key: str) -> tuple[str, ...]:
         """A list of strings (problems for the items that are not)."""

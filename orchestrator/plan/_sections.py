@@ -2,11 +2,13 @@
 
 Plan rules (rule names, not API codes, unless a limit is the API's): a non-empty
 selector; instance IDs shaped `i-…`, none repeated; at most 20 tag pairs (DescribeInstances'
-Tag.N, `InvalidTagCount`); waves as `{name, size}` mappings or the Ansible shorthand
-`[1, "10%", "100%"]`, with unique names, sizes a positive count or a percentage in (0, 100],
-and no wave that must be empty because the percentages before it already reach 100%;
-limits within the API's bounds (`batch_size` ≤ 50 unless `instance_quota` says the
-account's InstanceId.N quota was raised, up to 100).
+Tag.N, `InvalidTagCount`); waves as `{name, size, <gate keys>}` mappings or the Ansible
+shorthand `[1, "10%", "100%"]`, with unique names, sizes a positive count or a percentage
+in (0, 100], and no wave that must be empty because the percentages before it already
+reach 100% (a wave that comes out empty only for a given number of targets is legal: it
+is reported empty at run time); a wave's gate keys are read by `_gates`, and what a wave
+leaves out comes from `wave_defaults`; limits within the API's bounds (`batch_size` ≤ 50
+unless `instance_quota` says the account's InstanceId.N quota was raised, up to 100).
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from typing import Final
 
 from orchestrator.ecs import codes
 from orchestrator.plan._findings import Findings, shown
+from orchestrator.plan._gates import GATE_KEYS, Context, Gates, read_gates
 from orchestrator.plan._model import Amount, Limits, Targets, Wave
 from orchestrator.plan._reader import TYPE, Section, kind
+from orchestrator.plan._values import parse_amount
 
 _INSTANCE_ID: Final = re.compile(r"i-[a-z0-9]{1,63}")
-_PERCENT: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
 _WAVE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FULL: Final = 100.0
 TARGET_KEYS: Final = ("instances", "tags", "zones", "exclude")
-WAVE_KEYS: Final = ("name", "size")
+WAVE_KEYS: Final = ("name", "size", *GATE_KEYS)
 LIMIT_KEYS: Final = (
     "max_concurrency",
     "batch_size",
@@ -34,30 +37,11 @@ LIMIT_KEYS: Final = (
     "delivery_timeout",
     "ignore_quota",
 )
-ALL: Final = (Wave("all", Amount(100, percent=True)),)  # the model's default
+ALL_NAME: Final = "all"  # the one wave of a plan without `waves` (the model's default)
 QPS_ACTIONS: Final = ("RunCommand", "Describe", "StopInvocation")
-# Keys the next versions add; until then a plan using them is refused, saying why.
-WAVE_LATER: Final = MappingProxyType(
-    {
-        "max_errors": "per-wave error thresholds come in a later version",
-        "max_concurrency": "per-wave concurrency comes in a later version (use limits)",
-        "pause": "pauses between waves come in a later version",
-        "approval": "manual approval gates come in a later version",
-        "verify": "verification steps come in a later version",
-    }
-)
-
-
-def parse_amount(value: object) -> Amount | str:
-    """A count (`5`) or a percentage (`"10%"`); a message saying why not otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Amount(value) if value >= 1 else f"must be at least 1, not {value}"
-    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
-        percent = float(match.group(1))
-        if 0 < percent <= _FULL:
-            return Amount(percent, percent=True)
-        return f"a percentage must be more than 0% and at most 100%, not {value.strip()}"
-    return f'must be a positive integer or a percentage such as "10%", not {kind(value)}'
+# Keys the next versions add; until then a plan using them is refused, saying why
+# (`not-supported-yet`). None at present.
+WAVE_LATER: Final[MappingProxyType[str, str]] = MappingProxyType({})
 
 
 def _ids(section: Section, key: str) -> tuple[str, ...]:
@@ -100,13 +84,17 @@ def read_targets(findings: Findings, value: object) -> Targets:
     return Targets(instances, MappingProxyType(tags), zones, exclude)
 
 
-def _wave(findings: Findings, item: object, path: str, index: int) -> Wave | None:
+def _wave(
+    findings: Findings, item: object, path: str, index: int, *, defaults: Gates, context: Context
+) -> Wave | None:
     name = f"wave-{index + 1}"
     size_path, size_value = path, item
+    gates = defaults  # the shorthand `[1, "10%"]` gives sizes only
     if isinstance(item, dict):
         section = Section(findings, item, path, WAVE_KEYS, WAVE_LATER)
         if "name" in item:
             name = section.string("name", required=True) or name
+        gates = read_gates(section, context).over(defaults)
         size_path, size_value = section.at("size"), item.get("size")
         if size_value is None:
             findings.add(size_path, "is required", "required")
@@ -122,26 +110,30 @@ def _wave(findings: Findings, item: object, path: str, index: int) -> Wave | Non
             "letter or digit",
             "wave-name",
         )
-    return Wave(name, size)
+    return gates.wave(name, size)
 
 
-def read_waves(findings: Findings, value: object) -> tuple[Wave, ...]:
-    """The `waves:` section; absent, one wave named `all` of 100%."""
+def read_waves(
+    findings: Findings, value: object, *, defaults: Gates, context: Context
+) -> tuple[Wave, ...]:
+    """The `waves:` section, `defaults` (from `wave_defaults`) filling what a wave leaves
+    out; absent, one wave named `all` of 100%."""
+    full = (defaults.wave(ALL_NAME, Amount(100, percent=True)),)
     if value is None:
-        return ALL
+        return full
     if not isinstance(value, list):
         findings.add("waves", f"must be a list, not {kind(value)}", TYPE)
-        return ALL
+        return full
     if not value:
         findings.add("waves", "must list at least one wave (or be left out)", "no-waves")
-        return ALL
+        return full
     waves: list[Wave] = []
     names: dict[str, int] = {}
     taken = 0.0  # percentage of the targets taken by the waves so far
     full_by = ""
     for i, item in enumerate(value):
         path = f"waves[{i}]"
-        wave = _wave(findings, item, path, i)
+        wave = _wave(findings, item, path, i, defaults=defaults, context=context)
         if wave is None:
             continue
         if wave.name in names:

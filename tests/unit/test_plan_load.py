@@ -40,6 +40,14 @@ def test_minimal_plan_takes_every_default() -> None:
     assert plan.command.repeat_mode == "Once"
     assert not plan.command.parameters_enabled
     assert plan.waves == (Wave("all", Amount(100, percent=True)),)
+    (wave,) = plan.waves
+    assert (wave.max_errors, wave.max_concurrency, wave.pause) == (Amount(0), None, 0)
+    assert (wave.approval, wave.verify) == (False, None)
+    assert (plan.on_breach, plan.order, plan.count_undelivered) == (
+        "stop_in_flight",
+        "spread",
+        True,
+    )
     assert plan.limits.batch_size == 50
     assert plan.limits.max_concurrency is None
     assert plan.limits.delivery_timeout == 300

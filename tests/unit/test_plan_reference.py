@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan import Amount, Command, Limits, Plan, Targets, Wave, _load
+from orchestrator.plan import Amount, Command, Limits, Plan, Targets, Verify, Wave, _gates, _load
 from orchestrator.plan import _sections as plan_sections
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +20,7 @@ SECTIONS: dict[type, str] = {
     Targets: "targets",
     Command: "command",
     Wave: "waves",
+    Verify: "verify",
     Limits: "limits",
     Amount: "Amounts",
 }
@@ -85,11 +86,29 @@ def test_every_model_field_is_documented(cls: type, name: str) -> None:
     + [("command", k) for k in _load.COMMAND_KEYS]
     + [("targets", k) for k in plan_sections.TARGET_KEYS]
     + [("waves", k) for k in plan_sections.WAVE_KEYS]
+    + [("verify", k) for k in _gates.VERIFY_KEYS]
     + [("limits", k) for k in plan_sections.LIMIT_KEYS],
 )
 def test_every_accepted_key_is_documented(heading: str, key: str) -> None:
     """Each key the loader accepts (some have no model field) has a row in its section."""
     assert _documented(_sections()[heading], key)
+
+
+def test_reference_has_the_gate_chapter() -> None:
+    """The rules of waves and gates are written down, with the anchors' worked numbers."""
+    body = _sections()["Waves and gates"]
+    for needle in (
+        "(T+1)-th counted error",
+        "| 3 | `[10%, 50%, 100%]` | 1, 2, 0",
+        "| 7 | `[1, 25%, 100%]` | 1, 2, 4",
+        "count_undelivered: false",
+        "inconclusive",
+        "--approve-all",
+        "orchestrator approve RUN WAVE",
+        "`a b c a b a b c a b`",
+        "fails **everywhere**",
+    ):
+        assert needle in body, needle
 
 
 def test_later_keys_are_named_in_the_reference() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.ecs import codes
 from orchestrator.errors import PlanError
 from orchestrator.plan import parse_plan
 
@@ -40,6 +41,11 @@ def _codes(doc: dict[str, Any]) -> list[str]:
 
 def _cmd(**keys: Any) -> dict[str, Any]:
     return _plan(command=keys)
+
+
+def _wave(**keys: Any) -> dict[str, Any]:
+    """A canary wave with the gate `keys`, then the rest."""
+    return _plan(waves=[{"name": "canary", "size": 1, **keys}, "100%"])
 
 
 WINDOWS = {"type": "RunPowerShellScript", "username": "deploy"}
@@ -300,13 +306,109 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["duplicate-wave"],
     ),
     ("wave unknown key", _plan(waves=[{"name": "a", "sise": 1}]), ["required", "unknown-key"]),
-    ("wave max_errors", _plan(waves=[{"size": 1, "max_errors": 0}]), ["not-supported-yet"]),
-    ("wave pause", _plan(waves=[{"size": 1, "pause": "60s"}]), ["not-supported-yet"]),
-    ("wave approval", _plan(waves=[{"size": 1, "approval": True}]), ["not-supported-yet"]),
-    ("wave verify", _plan(waves=[{"size": 1, "verify": "curl"}]), ["not-supported-yet"]),
-    ("wave concurrency", _plan(waves=[{"size": 1, "max_concurrency": 2}]), ["not-supported-yet"]),
-    ("top on_breach", _plan(on_breach="stop_in_flight"), ["not-supported-yet"]),
-    ("top order", _plan(order="by_zone"), ["not-supported-yet"]),
+    # --- gates ---
+    ("max_errors 0", _wave(max_errors=0), []),
+    ("max_errors 1000", _wave(max_errors=1000), []),  # beyond any wave: legal, never breaches
+    ("max_errors 0%", _wave(max_errors="0%"), []),
+    ("max_errors 100%", _wave(max_errors="100%"), []),
+    ("max_errors 2.5%", _wave(max_errors="2.5%"), []),
+    ("max_errors 100.5%", _wave(max_errors="100.5%"), ["max-errors"]),
+    ("max_errors -1", _wave(max_errors=-1), ["max-errors"]),
+    ("max_errors -5%", _wave(max_errors="-5%"), ["max-errors"]),
+    ("max_errors 1.5", _wave(max_errors=1.5), ["max-errors"]),
+    ("max_errors bool", _wave(max_errors=True), ["max-errors"]),
+    ("max_errors '3'", _wave(max_errors="3"), ["max-errors"]),
+    ("wave concurrency 1", _wave(max_concurrency=1), []),
+    ("wave concurrency 100%", _wave(max_concurrency="100%"), []),
+    ("wave concurrency 0", _wave(max_concurrency=0), ["max-concurrency"]),
+    ("wave concurrency 0%", _wave(max_concurrency="0%"), ["max-concurrency"]),
+    ("pause 0", _wave(pause=0), []),
+    ("pause 0.5", _wave(pause=0.5), []),
+    ("pause 86400", _wave(pause=86400), []),
+    ("pause 86401", _wave(pause=86401), ["pause"]),
+    ("pause 24h", _wave(pause="24h"), []),
+    ("pause 23h59m60s", _wave(pause="23h59m60s"), []),
+    ("pause 24h1s", _wave(pause="24h1s"), ["pause"]),
+    ("pause 1d", _wave(pause="1d"), ["pause"]),
+    ("pause -1", _wave(pause=-1), ["pause"]),
+    ("pause 5 minutes", _wave(pause="5 minutes"), ["pause"]),
+    ("pause 30 as text", _wave(pause="30"), ["pause"]),
+    ("pause 5m30", _wave(pause="5m30"), ["pause"]),
+    ("pause m5", _wave(pause="m5"), ["pause"]),
+    ("pause bool", _wave(pause=True), ["pause"]),
+    ("pause approval", _wave(pause="approval"), ["pause"]),
+    ("approval true", _wave(approval=True), []),
+    ("approval string", _wave(approval="yes"), ["type"]),
+    ("verify content", _wave(verify={"content": "true"}), []),
+    ("verify false", _wave(verify=False), []),
+    ("verify true", _wave(verify=True), ["type"]),
+    ("verify string", _wave(verify="curl"), ["type"]),
+    ("verify empty", _wave(verify={"content": ""}), ["MissingParameter"]),
+    ("verify neither", _wave(verify={"timeout": 5}), ["content-or-script"]),
+    ("verify both", _wave(verify={"content": "x", "script": "x.sh"}), ["content-or-script"]),
+    ("verify missing script", _wave(verify={"script": "nowhere.sh"}), ["script"]),
+    ("verify unknown key", _wave(verify={"content": "x", "user": "root"}), ["unknown-key"]),
+    ("verify timeout 0", _wave(verify={"content": "x", "timeout": 0}), []),
+    ("verify timeout -1", _wave(verify={"content": "x", "timeout": -1}), ["InvalidParameter"]),
+    ("verify timeout text", _wave(verify={"content": "x", "timeout": "9"}), ["InvalidParameter"]),
+    ("verify type bad", _wave(verify={"content": "x", "type": "sh"}), ["InvalidCmdType.NotFound"]),
+    (
+        "verify type windows",
+        _wave(verify={"content": "x", "type": "RunBatScript"}),
+        ["verify-type"],
+    ),
+    (
+        "verify type both windows",
+        _plan(
+            command={"type": "RunPowerShellScript"},
+            waves=[{"size": 1, "verify": {"content": "x", "type": "RunBatScript"}}],
+        ),
+        [],
+    ),
+    (
+        "verify 24 KB",
+        _wave(verify={"content": "a" * (codes.CONTENT_MAX_BYTES // 4 * 3)}),
+        [],
+    ),
+    (
+        "verify over 24 KB",
+        _wave(verify={"content": "a" * (codes.CONTENT_MAX_BYTES // 4 * 3 + 1)}),
+        ["CmdContent.ExceedLimit"],
+    ),
+    ("verify builtin", _wave(verify={"content": "{{ACS::InstanceId}}"}), ["verify-parameters"]),
+    ("verify store", _wave(verify={"content": "{{oos:token}}"}), ["verify-parameters"]),
+    ("verify no such parameter", _wave(verify={"content": "{{v}}"}), ["verify-parameters"]),
+    ("verify go template", _wave(verify={"content": "docker inspect -f '{{.State}}' x"}), []),
+    (
+        "verify uses the command's parameter",
+        _plan(
+            command={"content": "echo {{v}}", "parameters": {"v": "1"}},
+            waves=[{"size": 1, "verify": {"content": "test {{ V }} = 1"}}],
+        ),
+        [],
+    ),
+    (
+        "verify #! with a container command",  # the verify runs on the host, not in it
+        _plan(
+            command={"container_name": "web"},
+            waves=[{"size": 1, "verify": {"content": "#!/bin/sh\ntrue"}}],
+        ),
+        [],
+    ),
+    ("defaults", _plan(wave_defaults={"max_errors": "5%", "pause": "1m", "approval": True}), []),
+    ("defaults without waves", _plan(wave_defaults={"verify": {"content": "true"}}), []),
+    ("defaults bad", _plan(wave_defaults={"max_errors": "150%"}), ["max-errors"]),
+    ("defaults name", _plan(wave_defaults={"name": "x"}), ["unknown-key"]),
+    ("defaults a list", _plan(wave_defaults=[1]), ["type"]),
+    ("on_breach stop", _plan(on_breach="stop_in_flight"), []),
+    ("on_breach finish", _plan(on_breach="finish_in_flight"), []),
+    ("on_breach other", _plan(on_breach="drain"), ["on-breach"]),
+    ("on_breach bool", _plan(on_breach=True), ["type"]),
+    ("order spread", _plan(order="spread"), []),
+    ("order by_zone", _plan(order="by_zone"), []),
+    ("order other", _plan(order="random"), ["order"]),
+    ("count_undelivered false", _plan(count_undelivered=False), []),
+    ("count_undelivered text", _plan(count_undelivered="false"), ["type"]),
     # --- limits ---
     ("batch 1", _plan(limits={"batch_size": 1}), []),
     ("batch 50", _plan(limits={"batch_size": 50}), []),
