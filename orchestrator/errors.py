@@ -17,7 +17,8 @@
     │   ├── NotFound               404: a region, instance, invocation that does not exist
     │   ├── Forbidden              403 that is not a quota: an operation not permitted
     │   └── InvalidParameter       400 validation errors: the request is wrong
-    └── TransportError             no answer from the endpoint (reset, timeout, refused)
+    ├── TransportError             no answer from the endpoint (reset, timeout, refused)
+    └── Withdrawn                  the caller withdrew a call before it was sent
 
 `retryable` says whether sending the *same* request again may succeed. It is a fact
 about the error, so it lives on the error; which code belongs to which branch is an API
@@ -193,3 +194,8 @@ class TransportError(OrchestratorError):
     """
 
     retryable = True
+
+
+class Withdrawn(OrchestratorError):
+    """A call was withdrawn before anything was sent (its `proceed` check said no, e.g. a
+    gate breached while it waited for a rate-limit token). Nothing reached the endpoint."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _instances, _rollout, _sim
+from orchestrator.cli import _approve, _instances, _rollout, _sim
+from orchestrator.rollout import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
+    "approve": _approve.approve,
     "instances": _instances.run,
     "plan": _rollout.dry_run,
     "run": _rollout.run,
@@ -35,6 +37,15 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_state_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--state-dir",
+        default=str(DEFAULT_STATE_DIR),
+        metavar="DIR",
+        help=f"where runs keep their state, e.g. approvals (default: {DEFAULT_STATE_DIR})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
@@ -54,6 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start even if the daily invocation quota cannot cover the run",
     )
+    gates = run.add_argument_group("approvals (waves with `approval: true`)")
+    gates.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="WAVE",
+        help="approve this wave up front (repeat for more waves)",
+    )
+    gates.add_argument(
+        "--approve-all", action="store_true", help="approve every wave up front (unattended CI)"
+    )
+    _add_state_dir(gates)
+
+    approve = commands.add_parser(
+        "approve",
+        help="approve a wave of a run waiting in another shell or CI job",
+        description="Let a run waiting for the approval of WAVE go on (or halt it, "
+        "with --deny). RUN is the run id the run printed when it started.",
+    )
+    approve.add_argument("run", metavar="RUN", help="the run id")
+    approve.add_argument("wave", metavar="WAVE", help="the wave whose gate waits")
+    approve.add_argument("--deny", action="store_true", help="refuse: the run halts (exit 3)")
+    _add_state_dir(approve)
 
     dry = commands.add_parser(
         "plan",

@@ -1,8 +1,12 @@
 """Live progress of a rollout, as an event sink.
 
-On a terminal: one bar per wave, with its counts by outcome, redrawn in place so a
-10,000-instance run never scrolls the screen. Elsewhere (a CI log): one line when a wave
-starts and one when it ends. Per-instance events are only counted, never printed.
+On a terminal: one bar per wave, with its counts by outcome and its gate (counted errors
+of the threshold), redrawn in place so a 10,000-instance run never scrolls the screen.
+Elsewhere (a CI log): one line when a wave starts and one when it ends. Per-instance
+events are only counted, never printed. Gate steps are rare and decisive, so they are
+printed in both modes, one line each, with their numbers: the gate's decision, the breach
+and the stops it sent, verify, pauses (until when) and approvals (how to give one; the
+live display stands aside while a person is asked).
 """
 
 from __future__ import annotations
@@ -10,16 +14,27 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Self
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestrator.rollout import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    BreachStopSent,
     Event,
+    GateDecided,
+    GateEvaluated,
     InstanceFinished,
     InstanceRejected,
     Outcome,
     RunFinished,
     Throttled,
+    Verdict,
+    VerifyFinished,
+    VerifyStarted,
     WaveFinished,
+    WavePaused,
     WaveStarted,
 )
 
@@ -28,6 +43,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
     from rich.progress import TaskID
+
+    from orchestrator.rollout import GateDecision
 
 
 def _counts_text(counts: Counter[Outcome]) -> str:
@@ -58,6 +75,8 @@ class ProgressDisplay:
         )
         self._tasks: dict[str, TaskID] = {}
         self._counts: dict[str, Counter[Outcome]] = {}
+        self._gates: dict[str, GateDecision] = {}
+        self._asking = False  # the live display stands aside while a person is asked
         self.throttles = 0
         self.finished: RunFinished | None = None
 
@@ -92,14 +111,85 @@ class ProgressDisplay:
                 if not self._live:
                     counts = self._counts.get(name, Counter())
                     self._console.print(f"wave {name} done: {_counts_text(counts)}")
+            case GateEvaluated(decision=decision):
+                self._gates[decision.name] = decision
+                self._refresh(decision.name)
             case RunFinished():
                 self.finished = event
             case _:
-                pass
+                self._gate_step(event)
+
+    def _gate_step(self, event: Event) -> None:
+        """One line per gate step, on a terminal and in a log alike."""
+        line = _gate_line(event)
+        if isinstance(event, ApprovalRequested) and self._live and not self._asking:
+            self._asking = True
+            self._progress.stop()  # a prompt under a live display would be redrawn over
+        if line:
+            self._console.print(line, soft_wrap=True)
+        if isinstance(event, ApprovalGranted | ApprovalDenied) and self._asking:
+            self._asking = False
+            self._progress.start()
 
     def _count(self, wave: str, outcome: Outcome) -> None:
         counts = self._counts.setdefault(wave, Counter())
         counts[outcome] += 1
         task = self._tasks.get(wave)
         if task is not None:
-            self._progress.update(task, advance=1, counts=_counts_text(counts))
+            self._progress.update(task, advance=1)
+        self._refresh(wave)
+
+    def _refresh(self, wave: str) -> None:
+        task = self._tasks.get(wave)
+        if task is None:
+            return
+        text = _counts_text(self._counts.get(wave, Counter()))
+        gate = self._gates.get(wave)
+        if gate is not None:
+            style = "red" if gate.verdict is Verdict.BREACH else "dim"
+            text += f" [{style}]gate {gate.errors}/{gate.limit_text}[/]"
+        self._progress.update(task, counts=text)
+
+
+def _decision_line(decision: GateDecision) -> str:
+    if decision.verdict is Verdict.BREACH:
+        return f"[bold red]gate {decision.name}: breach[/] — {escape(decision.summary())}"
+    if decision.verdict is Verdict.INCONCLUSIVE:
+        return f"[yellow]gate {decision.name}: inconclusive[/] — {escape(decision.reason)}"
+    errors = "error" if decision.errors == 1 else "errors"
+    return (
+        f"[green]gate {decision.name}: pass[/] ({decision.errors} {errors}, "
+        f"max_errors {decision.limit_text})"
+    )
+
+
+def _gate_line(event: Event) -> str:
+    """The line a gate step prints ("" for events that print nothing here)."""
+    match event:
+        case GateDecided(decision=decision):
+            return _decision_line(decision)
+        case BreachStopSent(name=name, invocations=invocations, instances=instances):
+            return (
+                f"[yellow]wave {name}: StopInvocation sent to {instances} running instances "
+                f"({invocations} invocations): stop requested[/]"
+            )
+        case VerifyStarted(name=name, instances=instances):
+            return f"verify {name}: on {instances} succeeded instances"
+        case VerifyFinished(name=name, passed=passed, failed=failed, inconclusive=unsure):
+            problem = f"; {escape(event.problem)}" if event.problem else ""
+            return (
+                f"verify {name}: {passed} passed, {failed} failed, {unsure} inconclusive{problem}"
+            )
+        case WavePaused(name=name, seconds=seconds, until=until):
+            return f"pause after wave {name}: {seconds:g} s, until {until:%H:%M:%S}Z"
+        case ApprovalRequested(name=name, reason=reason, how=how):
+            return (
+                f"[bold]waiting for approval of wave {escape(name)}[/] ({escape(reason)}): "
+                f"{escape(how)}"
+            )
+        case ApprovalGranted(name=name):
+            return f"[green]wave {escape(name)} approved[/]"
+        case ApprovalDenied(name=name):
+            return f"[red]wave {escape(name)} not approved[/]"
+        case _:
+            return ""

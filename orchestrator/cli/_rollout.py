@@ -1,4 +1,10 @@
-"""`orchestrator validate`, `plan` (the dry run) and `run`: a plan file to its outcome."""
+"""`orchestrator validate`, `plan` (the dry run) and `run`: a plan file to its outcome.
+
+`run` orders the instances as the plan says (`order_for(plan.order)`), answers the gates'
+approvals with `_approve.build_approver`, prints the run id first (another shell needs
+it for `orchestrator approve RUN WAVE`), and ends with the summary and, after a halt,
+why, with the numbers. The dry run prints every wave's computed size, cap and threshold.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,14 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli._approve import build_approver
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._progress import ProgressDisplay
 from orchestrator.cli._summary import LISTED, print_summary
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.ecs import DEFAULT_RATES, codes
 from orchestrator.plan import PlanError, load_plan
-from orchestrator.rollout import Outcome, plan_waves, run_rollout
+from orchestrator.rollout import Outcome, order_for, run_rollout, shape_waves, threshold_text
 from orchestrator.targets import Resolution, resolve
 
 if TYPE_CHECKING:
@@ -24,7 +31,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from orchestrator.plan import Plan
+    from orchestrator.plan import Plan, Wave
     from orchestrator.rollout import Halt, RolloutResult
 
 
@@ -86,16 +93,29 @@ def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[
         console.print(f"  [dim]... and {len(resolution.skipped) - LISTED} more[/]")
 
     runnable = resolution.runnable
-    cap = plan.limits.max_concurrency.of(len(runnable)) if plan.limits.max_concurrency else 0
-    batch_size = min(plan.limits.batch_size, cap) if cap else plan.limits.batch_size
-    waves = plan_waves(plan.waves, runnable, batch_size=batch_size)
-    table = Table(title="Waves", title_justify="left")
-    for column in ("wave", "size", "batches", "zones"):
-        table.add_column(column, justify="left" if column in {"wave", "zones"} else "right")
-    for wave in waves:
-        zones = sorted({i.zone_id for i in wave.instances})
-        table.add_row(wave.name, str(wave.size), str(len(wave.batches)), ", ".join(zones))
+    shaped = shape_waves(plan, runnable, order_for(plan.order))
+    waves = [wave.plan for wave in shaped]
+    table = Table(title=f"Waves (order: {plan.order})", title_justify="left")
+    for column in ("wave", "size", "batches", "at once", "max_errors", "then", "zones"):
+        left = column in {"wave", "zones", "then", "max_errors"}
+        table.add_column(column, justify="left" if left else "right")
+    for position, wave in enumerate(shaped):
+        zones = sorted({i.zone_id for i in wave.plan.instances})
+        table.add_row(
+            wave.plan.name,
+            str(wave.plan.size),
+            str(len(wave.plan.batches)),
+            str(wave.cap) if wave.cap else "-",
+            threshold_text(wave.config.max_errors, wave.plan.size, wave.threshold),
+            _then(wave.config, last=position == len(shaped) - 1),
+            ", ".join(zones),
+        )
     console.print(table)
+    console.print(
+        "[dim]a wave halts the run at its (T+1)-th counted error (T = max_errors); "
+        f"on a breach: {plan.on_breach}; undelivered instances "
+        f"{'count' if plan.count_undelivered else 'do not count'}[/]"
+    )
     if waves and 0 < waves[0].size <= 2 and len(waves) > 1:  # noqa: PLR2004
         console.print(
             f"[yellow]note:[/] a canary of {waves[0].size} instance(s) only catches a change "
@@ -103,6 +123,8 @@ def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[
         )
 
     batches = sum(len(w.batches) for w in waves)
+    batch_size = max((len(b.instances) for w in waves for b in w.batches), default=0)
+    cap = max((w.cap or 0 for w in shaped), default=0)
     rates = {**DEFAULT_RATES, **plan.limits.qps}
     console.print(
         f"API calls: {batches} RunCommand (at most {batch_size} instances each), then "
@@ -121,6 +143,15 @@ def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[
         f"{plan.command.timeout} s" + (f", {cap} at once" if cap else "")
     )
     console.print("[dim]dry run: no RunCommand was sent[/]")
+
+
+def _then(wave: Wave, *, last: bool) -> str:
+    """What follows a wave once it passed: verify, pause, approval."""
+    steps = ["verify"] if wave.verify is not None else []
+    if not last:
+        steps += [f"pause {wave.pause:g}s"] if wave.pause else []
+        steps += ["approval"] if wave.approval else []
+    return ", ".join(steps) or "-"
 
 
 def dry_run(args: argparse.Namespace) -> int:
@@ -144,8 +175,9 @@ def dry_run(args: argparse.Namespace) -> int:
 
 
 def _halt_exit_code(halt: Halt) -> ExitCode:
-    """A gate halts (3); the API refusing the run is its own kind of failure."""
-    if halt.reason == "gate":
+    """A gate halts (3): a breach, a refused approval, a hook; the API refusing the run
+    is its own kind of failure."""
+    if halt.reason in {"gate", "breach", "denied"}:
         return ExitCode.HALTED
     kind = codes.kind_of(halt.code, 0) if halt.code else None
     if kind is codes.ErrorKind.QUOTA:
@@ -192,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> int:
         run_id = new_run_id(plan)
         async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
+            # The run id comes first: another shell needs it to approve a wave.
             console.print(
                 f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}"
             )
@@ -205,13 +238,14 @@ def run(args: argparse.Namespace) -> int:
                     run_id=run_id,
                     clock=conn.clock,
                     sink=display,
+                    order=order_for(plan.order),
+                    approver=build_approver(args, conn.clock, console),
                 )
-        print_summary(console, result.results, resolution.skipped)
+        print_summary(console, result.results, resolution.skipped, [w.name for w in result.waves])
         if result.halt is not None:
             halt = result.halt
             console.print(
-                f"\n[bold red]halted ({halt.reason})[/]: "
-                f"{escape(' '.join(p for p in (halt.code, halt.message) if p))}",
+                f"\n[bold red]halted ({halt.reason})[/]: {escape(halt.describe())}",
                 soft_wrap=True,
             )
         calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))

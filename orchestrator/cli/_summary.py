@@ -37,13 +37,28 @@ def last_line(output: str) -> str:
     return lines[-1][:120] if lines else ""
 
 
-def counts_table(results: Sequence[InstanceResult], skipped: Sequence[Skipped]) -> Table:
-    """Instances by wave and outcome, with a total row."""
-    by_wave: dict[str, Counter[Outcome]] = {}
+def _failed_line(result: InstanceResult) -> str:
+    """`ID  exit N  CODE  last output line`; for a failed verify, the verify's."""
+    shown = result
+    if result.verify is not None and result.error_code == "VerifyFailed":
+        shown = result.verify
+    exit_code = shown.exit_code if shown.exit_code is not None else "-"
+    return (
+        f"{result.instance_id}  exit {exit_code}  {result.error_code or result.status}"
+        f"  {escape(last_line(shown.output))}"
+    )
+
+
+def counts_table(
+    results: Sequence[InstanceResult], skipped: Sequence[Skipped], waves: Sequence[str] = ()
+) -> Table:
+    """Instances by wave (in `waves` order, when given) and outcome, with a total row."""
+    by_wave: dict[str, Counter[Outcome]] = {name: Counter() for name in waves}
     for result in results:
         by_wave.setdefault(result.wave or "-", Counter())[result.outcome] += 1
     if skipped:
         by_wave.setdefault("(before dispatch)", Counter())[Outcome.SKIPPED] += len(skipped)
+    by_wave = {name: counts for name, counts in by_wave.items() if counts}
     shown = [o for o in _ORDER if any(c[o] for c in by_wave.values())]
     table = Table(title="Outcome by wave", title_justify="left")
     table.add_column("wave")
@@ -71,18 +86,16 @@ def _capped(items: Sequence[str], console: Console, title: str) -> None:
 
 
 def print_summary(
-    console: Console, results: Sequence[InstanceResult], skipped: Iterable[Skipped]
+    console: Console,
+    results: Sequence[InstanceResult],
+    skipped: Iterable[Skipped],
+    waves: Sequence[str] = (),
 ) -> None:
     """The counts, then each instance that did not succeed, with why."""
     skipped = tuple(skipped)
-    console.print(counts_table(results, skipped))
+    console.print(counts_table(results, skipped, waves))
 
-    failed = [
-        f"{r.instance_id}  exit {r.exit_code if r.exit_code is not None else '-'}"
-        f"  {r.error_code or r.status}  {escape(last_line(r.output))}"
-        for r in results
-        if r.outcome is Outcome.FAILED
-    ]
+    failed = [_failed_line(r) for r in results if r.outcome is Outcome.FAILED]
     _capped(failed, console, "[red]Failed[/]")
     undelivered = [
         f"{r.instance_id}  {r.error_code or r.status}  {escape(r.error_info)}"

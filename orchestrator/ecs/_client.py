@@ -47,7 +47,7 @@ from orchestrator.ecs._responses import (
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
 from orchestrator.ecs._signing import sign_v1, sign_v3
-from orchestrator.errors import ApiError, ServerError, Throttled
+from orchestrator.errors import ApiError, ServerError, Throttled, Withdrawn
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -151,7 +151,9 @@ class EcsClient:
 
     # --- the calls ------------------------------------------------------------------------
 
-    async def run_command(self, req: RunCommandRequest) -> RunCommandResult:
+    async def run_command(
+        self, req: RunCommandRequest, *, proceed: Callable[[], bool] | None = None
+    ) -> RunCommandResult:
         """Run `req` on its instances: RunCommand.
 
         Retried with the client's policy ONLY when `req.client_token` is set. Without a
@@ -159,9 +161,15 @@ class EcsClient:
         request is sent exactly once and any error goes straight to the caller. With a
         token every attempt sends the same token and parameters, and the service answers
         a repeat with the first invocation (or IdempotentProcessing, which is retried).
+
+        `proceed` is asked once, after the rate-limit wait and just before the first
+        attempt leaves: False withdraws the call (`Withdrawn`) with nothing sent. Once an
+        attempt has been sent, retries go on regardless: it may have been carried out.
         """
         policy = self._retry if req.client_token else RetryPolicy.none()
-        body = await self._call("RunCommand", encode_run_command(req), policy=policy)
+        body = await self._call(
+            "RunCommand", encode_run_command(req), policy=policy, proceed=proceed
+        )
         return self._decode("RunCommand", body, decode_run_command)
 
     async def describe_instances(
@@ -324,14 +332,24 @@ class EcsClient:
             token = page.next_token
 
     async def _call(
-        self, action: str, params: Mapping[str, str], *, policy: RetryPolicy
+        self,
+        action: str,
+        params: Mapping[str, str],
+        *,
+        policy: RetryPolicy,
+        proceed: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         full = {**params, "RegionId": self.region_id}
         limiter = self._rate_limiter
+        sent = False
 
         async def attempt() -> dict[str, Any]:
+            nonlocal sent
             if limiter is not None:
                 await limiter.acquire(action)
+            if not sent and proceed is not None and not proceed():
+                raise Withdrawn(f"{action} withdrawn before it was sent")
+            sent = True
             query, headers = self._sign(action, full)  # signed after the wait: fresh time
             try:
                 body = await self._http.send(action, query, headers)

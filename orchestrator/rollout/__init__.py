@@ -1,10 +1,21 @@
-"""The rollout engine: waves, dispatch, tracking; from resolved instances to outcomes.
+"""The rollout engine: waves, dispatch, tracking, gates; from resolved instances to outcomes.
 
 Import from here; the `_modules` are private. `run_rollout` runs a plan's command on the
 runnable instances and returns a `RolloutResult`; progress goes to an `EventSink` as
-frozen events.
+frozen events (gate decisions included, with their numbers); approvals come from an
+`Approver`.
 """
 
+from orchestrator.rollout._approval import (
+    DEFAULT_STATE_DIR,
+    Approver,
+    FileApprover,
+    FirstOf,
+    PreApproved,
+    Refuse,
+    marker_path,
+    write_marker,
+)
 from orchestrator.rollout._batches import (
     Batch,
     WavePlan,
@@ -16,19 +27,38 @@ from orchestrator.rollout._batches import (
 )
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY, BatchAttempt, build_request
 from orchestrator.rollout._events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
     BatchDispatched,
+    BreachStopSent,
     Event,
     EventSink,
+    GateDecided,
+    GateEvaluated,
     InstanceFinished,
     InstanceRejected,
     RecordingSink,
     RunFinished,
     RunStarted,
     Throttled,
+    VerifyFinished,
+    VerifyStarted,
     WaveFinished,
+    WavePaused,
     WaveStarted,
     discard,
 )
+from orchestrator.rollout._gates import (
+    GateDecision,
+    Verdict,
+    VerifyOutcome,
+    WaveGate,
+    counts_against,
+    threshold_of,
+    threshold_text,
+)
+from orchestrator.rollout._order import by_zone, order_for, spread
 from orchestrator.rollout._outcome import bound_output, outcome_of
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
 from orchestrator.rollout._results import (
@@ -39,40 +69,70 @@ from orchestrator.rollout._results import (
     WaveSummary,
 )
 from orchestrator.rollout._runner import NoHooks, RolloutHooks, run_rollout
+from orchestrator.rollout._wave import ShapedWave, shape_waves
 
 __all__ = [
+    "DEFAULT_STATE_DIR",
     "RUN_TAG_KEY",
+    "ApprovalDenied",
+    "ApprovalGranted",
+    "ApprovalRequested",
+    "Approver",
     "Batch",
     "BatchAttempt",
     "BatchDispatched",
+    "BreachStopSent",
     "Event",
     "EventSink",
+    "FileApprover",
+    "FirstOf",
+    "GateDecided",
+    "GateDecision",
+    "GateEvaluated",
     "Halt",
     "InstanceFinished",
     "InstanceRejected",
     "InstanceResult",
     "NoHooks",
     "Outcome",
+    "PreApproved",
     "QuotaNeeds",
     "RecordingSink",
+    "Refuse",
     "RolloutHooks",
     "RolloutResult",
     "RunFinished",
     "RunStarted",
+    "ShapedWave",
     "Throttled",
+    "Verdict",
+    "VerifyFinished",
+    "VerifyOutcome",
+    "VerifyStarted",
     "WaveFinished",
+    "WaveGate",
+    "WavePaused",
     "WavePlan",
     "WaveStarted",
     "WaveSummary",
     "bound_output",
     "build_request",
+    "by_zone",
     "check_quota",
     "client_token",
+    "counts_against",
     "discard",
     "keep_order",
+    "marker_path",
+    "order_for",
     "outcome_of",
     "plan_waves",
     "run_rollout",
+    "shape_waves",
     "split_batches",
+    "spread",
+    "threshold_of",
+    "threshold_text",
     "wave_sizes",
+    "write_marker",
 ]

@@ -1,4 +1,4 @@
-"""The cap on instances executing at once (`limits.max_concurrency`).
+"""The cap on instances executing at once (`limits.max_concurrency`, or a wave's own).
 
 An instance holds a slot from the moment its batch is about to be sent until the tracker
 sees it done (or gives up on it); a batch waits until enough slots are free. Waiting is
@@ -23,6 +23,14 @@ class ExecutionSlots:
 
     def __repr__(self) -> str:
         return f"<ExecutionSlots {self.in_use}/{self.limit if self.limit is not None else '-'}>"
+
+    def resize(self, limit: int | None) -> None:
+        """A new cap, between waves (a wave's `max_concurrency` overrides the plan's)."""
+        if limit is not None and limit < 1:
+            raise ValueError("the concurrency cap must be >= 1")
+        self.limit = limit
+        released, self._released = self._released, anyio.Event()
+        released.set()  # a waiter re-checks against the new cap
 
     async def acquire(self, count: int) -> None:
         """Wait until `count` more instances may execute, then take their slots."""

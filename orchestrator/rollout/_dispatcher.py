@@ -13,11 +13,20 @@ each with its own derived token, recursively, until the offending instances stan
 they end SKIPPED with the API's code and message, the rest run. Any other refusal
 (Invocation.ExceedQuota mid-run, auth, validation, IdempotentParameterMismatch) halts
 dispatch: nothing more is sent, what was already accepted is still tracked to its end.
+
+A gate breach calls `stop(halt)`: from that moment no batch starts. Batches waiting for
+execution slots or a sender are cancelled where they wait, and a batch that gets its turn
+re-checks the halt right before it is handed to the client. A RunCommand already handed
+to the client runs to its answer, because cancelling it half-way could leave an
+invocation that ran but that we could neither track nor stop; its invocation is then
+tracked (and stopped, with `stop_in_flight`). The verify step uses a dispatcher of its
+own, whose tokens are derived from `token_key` (the run id and "verify").
 """
 
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -25,7 +34,13 @@ import anyio
 import structlog
 
 from orchestrator.ecs import Instance, RunCommandRequest, RunCommandResult
-from orchestrator.errors import ApiError, IdempotencyMismatch, OrchestratorError, Throttled
+from orchestrator.errors import (
+    ApiError,
+    IdempotencyMismatch,
+    OrchestratorError,
+    Throttled,
+    Withdrawn,
+)
 from orchestrator.rollout._batches import client_token
 from orchestrator.rollout._events import BatchDispatched, EventSink, InstanceRejected
 from orchestrator.rollout._results import Halt, InstanceResult, Outcome
@@ -43,8 +58,20 @@ if TYPE_CHECKING:
 
 # The tag every invocation of a run carries, so the tracker lists them in one paged call.
 RUN_TAG_KEY: Final = "orchestrator-run"
-# RunCommands in the air at once: enough to keep up with a 10/s limit at ~300 ms a call.
+# RunCommands in the air at once. The rate limiter paces every send, so this only has to
+# keep slow answers from starving it: two seconds' worth of calls at the configured
+# RunCommand rate, at least 4 (docs/performance.md: with a fixed 4, a p99 answer of
+# 300 ms already holds dispatch below the bound). A breach still stops dispatch at once:
+# each send re-checks the halt after its rate-limit wait, before it leaves.
 PARALLEL_SENDS: Final = 4
+SEND_WINDOW_SECONDS: Final = 2.0
+
+
+def parallel_sends(rate: float | None) -> int:
+    """How many RunCommands may be in the air at `rate` per second."""
+    return max(PARALLEL_SENDS, math.ceil((rate or 0.0) * SEND_WINDOW_SECONDS))
+
+
 # After the client's own retries gave up on a transient fault, send again this many
 # times (same token, so never twice), pausing in between.
 SEND_ROUNDS: Final = 4
@@ -75,6 +102,7 @@ class BatchAttempt:
     split_path: str
     client_token: str
     instance_ids: tuple[str, ...]
+    purpose: str = "run"  # "run": the plan's command; "verify": a wave's verify command
 
 
 class BeforeDispatch(Protocol):
@@ -127,6 +155,8 @@ class Dispatcher:
         ledger: RunLedger,
         sink: EventSink,
         before_dispatch: BeforeDispatch,
+        token_key: str | None = None,
+        purpose: str = "run",
     ) -> None:
         self._client = client
         self._command = command
@@ -137,20 +167,49 @@ class Dispatcher:
         self._ledger = ledger
         self._sink = sink
         self._before_dispatch = before_dispatch
+        self._token_key = token_key if token_key is not None else run_id
+        self._purpose = purpose
+        self._waiting: anyio.CancelScope | None = None
         self.halt: Halt | None = None
+
+    def stop(self, halt: Halt) -> None:
+        """Stop dispatching at once (a gate breached): no batch starts from now on."""
+        if self.halt is None:
+            self.halt = halt
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def _proceed(self) -> bool:
+        """Asked by the client just before a RunCommand leaves: not after a halt."""
+        return self.halt is None
+
+    def _halted(self) -> bool:
+        # A method, not the attribute: the halt can change at any await.
+        return self.halt is not None
 
     async def dispatch(self, wave: WavePlan) -> None:
         """Send every batch of `wave` (or up to a halt); returns once all were answered."""
-        senders = anyio.Semaphore(PARALLEL_SENDS)
+        limiter = self._client.rate_limiter
+        rate = limiter.stats().configured.get("RunCommand") if limiter is not None else None
+        senders = anyio.Semaphore(parallel_sends(rate))
         async with anyio.create_task_group() as group:
-            for batch in wave.batches:
-                await self._slots.acquire(len(batch.instances))
-                await senders.acquire()
-                if self.halt is not None:
-                    senders.release()
-                    self._slots.release(len(batch.instances))
-                    break
-                group.start_soon(self._send_batch, wave.name, batch, senders)
+            # Only the waits are cancelled by `stop`; batches already sent finish.
+            with anyio.CancelScope() as self._waiting:
+                for batch in wave.batches:
+                    if self.halt is not None:
+                        break
+                    await self._slots.acquire(len(batch.instances))
+                    try:
+                        await senders.acquire()
+                    except BaseException:
+                        self._slots.release(len(batch.instances))
+                        raise
+                    if self._halted():  # stopped while this batch waited
+                        senders.release()
+                        self._slots.release(len(batch.instances))
+                        break
+                    group.start_soon(self._send_batch, wave.name, batch, senders)
+            self._waiting = None
 
     async def _send_batch(self, wave_name: str, batch: Batch, senders: anyio.Semaphore) -> None:
         try:
@@ -165,10 +224,13 @@ class Dispatcher:
             self._slots.release(len(instances))
             return
         ids = tuple(instance.instance_id for instance in instances)
-        token = client_token(self._run_id, batch.wave, batch.index, path)
+        token = client_token(self._token_key, batch.wave, batch.index, path)
         await self._before_dispatch(
-            BatchAttempt(self._run_id, batch.wave, batch.index, path, token, ids)
+            BatchAttempt(self._run_id, batch.wave, batch.index, path, token, ids, self._purpose)
         )
+        if self._halted():  # a breach while the journal was writing
+            self._slots.release(len(instances))
+            return
         request = build_request(self._command, ids, token=token, run_id=self._run_id)
         self._ledger.sending(ids)
         try:
@@ -188,6 +250,11 @@ class Dispatcher:
                 await self._send(wave_name, batch, instances[:middle], path + "0")
                 await self._send(wave_name, batch, instances[middle:], path + "1")
             return
+        except Withdrawn:
+            # A halt came while it waited for its rate-limit token: nothing was sent.
+            self._ledger.answered(ids, accepted=False)
+            self._slots.release(len(instances))
+            return
         except OrchestratorError as error:
             # No answer even after every round: the command may have run. The instances
             # stay "in flight" (a resume re-sends the same token and finds out).
@@ -205,7 +272,10 @@ class Dispatcher:
         rounds = 0
         while True:
             try:
-                return await self._client.run_command(request)
+                # Only the first round may be withdrawn: a later one follows attempts that
+                # were sent and may have been carried out.
+                proceed = self._proceed if rounds == 0 else None
+                return await self._client.run_command(request, proceed=proceed)
             except OrchestratorError as error:
                 rounds += 1
                 if not error.retryable or rounds >= SEND_ROUNDS or self.halt is not None:

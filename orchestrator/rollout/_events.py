@@ -1,9 +1,16 @@
 """What a rollout tells the world while it runs: frozen event dataclasses and the sink type.
 
 A run emits, in order: `RunStarted`; per wave `WaveStarted`, then `BatchDispatched`,
-`InstanceRejected`, `Throttled` and `InstanceFinished` as they happen, then
-`WaveFinished`; and last `RunFinished`, carrying the whole `RolloutResult` (also when
-the run was interrupted: that is how a caller gets the partial result). An `EventSink` is
+`InstanceRejected`, `Throttled`, `InstanceFinished` and `GateEvaluated` (each counted
+error, with the running numbers) as they happen, `BreachStopSent` if the wave breached
+and its in-flight invocations were stopped; then `VerifyStarted`/`VerifyFinished` (when
+the wave has `verify`), `GateDecided` (exactly one per wave that started: pass, breach
+or inconclusive, with the numbers) and `WaveFinished` (counts after verify); then,
+unless it is the last wave, `WavePaused` (with the time it ends) and
+`ApprovalRequested` followed by `ApprovalGranted` or `ApprovalDenied`; and last
+`RunFinished`, carrying the whole `RolloutResult` (also when the run was interrupted:
+that is how a caller gets the partial result). The last wave has no pause and no
+approval after it (an inconclusive verify still asks for one). An `EventSink` is
 a plain synchronous callable that must not block and never awaits: progress display,
 report builders, structured logs and tests are all sinks. `RecordingSink` keeps every
 event in a list, for tests and post-mortems.
@@ -15,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - dataclass field types are read at run time
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from orchestrator.rollout._gates import GateDecision  # noqa: TC001
 from orchestrator.rollout._results import InstanceResult, Outcome, RolloutResult  # noqa: TC001
 
 if TYPE_CHECKING:
@@ -94,6 +102,101 @@ class WaveFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class GateEvaluated:
+    """A counted error changed the running count of a wave's gate (`decision.verdict`
+    is PASS so far, or BREACH at the (T+1)-th)."""
+
+    decision: GateDecision
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecided:
+    """A wave's gate decided (once per wave that started): PASS, BREACH or INCONCLUSIVE."""
+
+    decision: GateDecision
+
+
+@dataclass(frozen=True, slots=True)
+class BreachStopSent:
+    """After a breach (`on_breach: stop_in_flight`), StopInvocation went to `instances`
+    instances still running in `invocations` invocations: stop *requested*; each
+    instance's result says whether the agent confirmed it."""
+
+    wave: int
+    name: str
+    invocations: int
+    instances: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyStarted:
+    """The wave's verify command goes to its `instances` SUCCEEDED instances."""
+
+    wave: int
+    name: str
+    instances: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyFinished:
+    """The verify of a wave is over: per instance passed, failed (these now count against
+    the gate) or inconclusive (it could not run there); `problem` says why verify could
+    not run at all, if so."""
+
+    wave: int
+    name: str
+    passed: int
+    failed: int
+    inconclusive: int
+    problem: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WavePaused:
+    """The wave passed; the next one starts no earlier than `until` (`seconds` later)."""
+
+    wave: int
+    name: str
+    seconds: float
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """The run waits for a person to approve wave `name` before the next wave starts:
+    `reason` says why (the plan's `approval`, or an inconclusive verify), `how` how to
+    approve (`orchestrator approve RUN WAVE`, `--approve WAVE`, a prompt)."""
+
+    run_id: str
+    wave: int
+    name: str
+    reason: str
+    how: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalGranted:
+    """Wave `name` was approved: the run goes on."""
+
+    wave: int
+    name: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDenied:
+    """Wave `name` was refused: the run halts."""
+
+    wave: int
+    name: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     """The run is over (or was interrupted: `interrupted`); `result` says everything."""
 
@@ -109,6 +212,15 @@ Event = (
     | InstanceFinished
     | Throttled
     | WaveFinished
+    | GateEvaluated
+    | GateDecided
+    | BreachStopSent
+    | VerifyStarted
+    | VerifyFinished
+    | WavePaused
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalDenied
     | RunFinished
 )
 

@@ -3,6 +3,9 @@
 The dispatcher writes who is being sent and who was accepted, the tracker writes final
 results; the runner reads it to build the `RolloutResult` at the end, or a partial one
 when the run is interrupted. Recording a result emits `InstanceFinished` to the sink.
+The wave's gate listens through `observe`: it hears each outcome as soon as it is known
+(`settled`, from the tracker, before the instance's execution slot is freed) and again
+when the result is recorded (the gate counts each instance once).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from orchestrator.rollout._events import InstanceFinished
 from orchestrator.rollout._results import InstanceResult, Outcome
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from orchestrator.ecs import Instance
     from orchestrator.rollout._events import EventSink
@@ -27,6 +30,16 @@ class RunLedger:
         self.results: dict[str, InstanceResult] = {}
         self._sending: set[str] = set()  # RunCommand sent, no answer yet
         self._accepted: set[str] = set()  # in an invocation RunCommand answered with
+        self._observer: Callable[[str, Outcome], None] | None = None
+
+    def observe(self, observer: Callable[[str, Outcome], None] | None) -> None:
+        """Tell `observer` every outcome from now on (None: stop telling)."""
+        self._observer = observer
+
+    def settled(self, instance_id: str, outcome: Outcome) -> None:
+        """An instance's outcome is known, ahead of its full result (gates act on it)."""
+        if self._observer is not None and instance_id not in self.results:
+            self._observer(instance_id, outcome)
 
     def sending(self, instance_ids: Iterable[str]) -> None:
         """A RunCommand naming these instances is about to go out."""
@@ -43,9 +56,20 @@ class RunLedger:
         """An instance's final result (first one wins); emitted unless NOT_SENT."""
         if result.instance_id in self.results:
             return
+        self.settled(result.instance_id, result.outcome)
         self.results[result.instance_id] = result
         if result.outcome is not Outcome.NOT_SENT:
             self._sink(InstanceFinished(result))
+
+    def replace(self, result: InstanceResult) -> None:
+        """Replace a recorded result (a failed verify turns SUCCEEDED into FAILED)."""
+        if result.instance_id not in self.results:
+            raise KeyError(result.instance_id)
+        self.results[result.instance_id] = result
+
+    def sending_count(self) -> int:
+        """Instances in RunCommands sent and not answered yet."""
+        return len(self._sending)
 
     def in_flight(self) -> set[str]:
         """Instances that may be running, whose outcome is not known."""

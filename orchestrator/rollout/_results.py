@@ -13,6 +13,10 @@ import enum
 from collections.abc import Mapping  # noqa: TC003 - dataclass field types are read at run time
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - dataclass field types are read at run time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.rollout._gates import GateDecision
 
 
 class Outcome(enum.StrEnum):
@@ -43,6 +47,7 @@ class InstanceResult:
     finish_time: datetime | None = None
     output: str = ""
     output_dropped: int = 0
+    verify: InstanceResult | None = None
 
 
 # --- added with the rollout engine: the result of a whole run --------------------------
@@ -52,18 +57,52 @@ class InstanceResult:
 class Halt:
     """Why a run stopped before its end.
 
-    `reason`: "refused" (RunCommand refused the run itself: a quota, auth or validation
-    code; dispatch stopped, what was in flight was tracked to its end), "bug" (the
-    service saw one ClientToken with two different requests: IdempotentParameterMismatch;
-    dispatch stopped at once), "unanswered" (a RunCommand got no answer after every
-    retry: its batch may have run and is listed in `in_flight`; a resume re-sends the
-    same token), "gate" (a hook said stop after a wave), "interrupted"
-    (cancelled, e.g. Ctrl-C), "tracking" (results could no longer be read).
+    `reason`: "breach" (a wave's counted errors crossed its `max_errors`: dispatch
+    stopped at once, later waves never started; `decision` has the numbers, `in_flight`
+    how many instances were still running then, `stop_requested` how many of them were
+    sent StopInvocation (`on_breach: stop_in_flight`) and `stopped` how many the agents
+    confirmed stopped), "denied" (a person, or `orchestrator approve --deny`, refused a
+    wave's approval), "refused" (RunCommand refused the run itself: a quota, auth or
+    validation code; dispatch stopped, what was in flight was tracked to its end), "bug"
+    (the service saw one ClientToken with two different requests:
+    IdempotentParameterMismatch; dispatch stopped at once), "unanswered" (a RunCommand
+    got no answer after every retry: its batch may have run and is listed in
+    `in_flight`; a resume re-sends the same token), "gate" (a hook said stop after a
+    wave), "interrupted" (cancelled, e.g. Ctrl-C), "tracking" (results could no longer
+    be read). `wave` names the wave it happened in, `not_started` the waves that never
+    started because of it.
     """
 
     reason: str
     code: str = ""
     message: str = ""
+    wave: str = ""
+    decision: GateDecision | None = None
+    in_flight: int = 0
+    stop_requested: int = 0
+    stopped: int = 0
+    not_started: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for people: `wave early breached: 3 errors > max_errors 2 (5% of
+        45); 12 in-flight stopped; waves rest not started`."""
+        if self.decision is None:
+            text = " ".join(p for p in (self.code, self.message) if p) or self.reason
+        else:
+            text = self.decision.summary()
+            if self.in_flight and self.stop_requested:
+                confirmed = (
+                    "stopped"
+                    if self.stopped == self.stop_requested
+                    else f"stop requested, {self.stopped} confirmed stopped"
+                )
+                text += f"; {self.stop_requested} in-flight {confirmed}"
+            elif self.in_flight:
+                text += f"; {self.in_flight} in-flight left to finish"
+        if self.not_started:
+            noun = "wave" if len(self.not_started) == 1 else "waves"
+            text += f"; {noun} {', '.join(self.not_started)} not started"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

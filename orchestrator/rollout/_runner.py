@@ -1,40 +1,50 @@
 """run_rollout(): from resolved instances to every instance's outcome, wave after wave.
 
-The runner checks the quotas (nothing is sent when they cannot cover the run), cuts the
-instances into waves and batches, and runs each wave as one task group in which the
-dispatcher sends batches while the tracker follows them; the next wave starts only when
-every instance of this one has an outcome. Between waves `hooks.after_wave` decides
-whether to go on (gates plug in there); before every RunCommand `hooks.before_dispatch`
-is awaited (the journal records the ClientToken there).
+The runner checks the quotas (nothing is sent when they cannot cover the run), shapes
+the waves (`_wave.shape_waves`: instances in the plan's order, batches, caps, frozen
+thresholds), and runs each wave as one task group in which the dispatcher sends batches
+while the tracker follows them and the wave's gate counts every error
+(`_wave.WaveRunner`); the next wave starts only when every instance of this one has an
+outcome. After a wave: its `verify` (`_verify.py`), the gate's decision (`GateDecided`,
+once per wave), `hooks.after_wave`, then, unless it is the last wave, its `pause` on the
+injected Clock and its `approval` (the `Approver` answers). Before every RunCommand
+`hooks.before_dispatch` is awaited (the journal records the ClientToken there).
 
-Stopping: a halt (a refusal from RunCommand, or a gate) sends nothing more and marks what
-was never sent NOT_SENT; what was already accepted is tracked to its end. Cancellation
-(Ctrl-C) stops dispatch at once: the runner emits `RunFinished(result, interrupted=True)`
-with everything known so far (instances that may be running are listed in `in_flight`,
-never given an outcome they did not reach) and re-raises; nothing is stopped on the
-instances, a resume picks them up. A tracking failure is reported the same way and
-re-raised.
+Stopping: a halt (a breach, a refusal from RunCommand, a denied approval, a hook) sends
+nothing more and marks what was never sent NOT_SENT with the reason ("halted: wave X
+breached"); what was already accepted is tracked to its end (and after a breach, with
+`on_breach: stop_in_flight`, stopped). Cancellation (Ctrl-C) stops dispatch at once:
+the runner emits `RunFinished(result, interrupted=True)` with everything known so far
+(instances that may be running are listed in `in_flight`, never given an outcome they did
+not reach) and re-raises; nothing is stopped on the instances, a resume picks them up. A
+tracking failure is reported the same way and re-raised.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.rollout._batches import keep_order, plan_waves
+from orchestrator.rollout._approval import Approver, Refuse, ask_approval
+from orchestrator.rollout._batches import keep_order
 from orchestrator.rollout._capacity import ExecutionSlots
 from orchestrator.rollout._dispatcher import BatchAttempt, Dispatcher
 from orchestrator.rollout._events import (
     EventSink,
+    GateDecided,
     RunFinished,
     RunStarted,
     Throttled,
     WaveFinished,
+    WavePaused,
     WaveStarted,
 )
+from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
 from orchestrator.rollout._ledger import RunLedger
 from orchestrator.rollout._outcome import PERIODIC_MODES
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
@@ -46,13 +56,15 @@ from orchestrator.rollout._results import (
     WaveSummary,
 )
 from orchestrator.rollout._tracker import InvocationTracker
+from orchestrator.rollout._verify import verify_step
+from orchestrator.rollout._wave import ShapedWave, WaveRunner, shape_waves
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from orchestrator.clock import Clock
     from orchestrator.ecs import EcsClient, Instance, RateLimiterStats
-    from orchestrator.plan._model import Plan
+    from orchestrator.plan import Plan
     from orchestrator.rollout._batches import WavePlan
 
 
@@ -64,7 +76,7 @@ class RolloutHooks(Protocol):
         ...
 
     async def after_wave(self, wave: WavePlan, results: Sequence[InstanceResult]) -> bool:
-        """Awaited after each wave; False stops the run (a gate said no)."""
+        """Awaited after each wave that passed its gate; False stops the run."""
         ...
 
 
@@ -89,28 +101,27 @@ async def run_rollout(
     sink: EventSink,
     hooks: RolloutHooks | None = None,
     order: Callable[[Sequence[Instance]], Sequence[Instance]] = keep_order,
+    approver: Approver | None = None,
 ) -> RolloutResult:
     """Run `plan.command` on `instances` (the runnable targets), wave after wave.
 
-    Raises `QuotaTooSmall` before sending anything when the account's quotas cannot cover
-    the run (unless `plan.limits.ignore_quota`). Returns the result of the whole run,
-    halted or not; on cancellation or a tracking failure, emits `RunFinished` with the
-    partial result and re-raises.
+    `order` puts the instances in the order waves and batches take them
+    (`order_for(plan.order)`); `approver` answers the approvals the gates ask for
+    (default: `Refuse`, so a run nobody can approve halts instead of hanging).
+    Raises `QuotaTooSmall` before sending anything when the account's quotas cannot
+    cover the run (verify runs included), unless `plan.limits.ignore_quota`. Returns the
+    result of the whole run, halted or not; on cancellation or a tracking failure, emits
+    `RunFinished` with the partial result and re-raises.
     """
-    limits = plan.limits
     total = len(instances)
-    cap = limits.max_concurrency.of(total) if limits.max_concurrency is not None else None
-    if cap == 0 and total:
-        raise ValueError("max_concurrency must allow at least one instance")
-    # A batch can never be larger than what may execute at once.
-    batch_size = min(limits.batch_size, cap) if cap else limits.batch_size
-    waves = plan_waves(plan.waves, instances, batch_size=batch_size, order=order)
+    waves = shape_waves(plan, instances, order)
     limiter = client.rate_limiter
     before = limiter.stats() if limiter is not None else None  # the quota check counts too
-    if total and not limits.ignore_quota:
-        batches = sum(len(wave.batches) for wave in waves)
+    if total and not plan.limits.ignore_quota:
+        batches = sum(len(wave.plan.batches) for wave in waves)
         kept = batches if plan.command.keep_command else 0
-        await check_quota(client, QuotaNeeds(invocations=total, kept_commands=kept))
+        verified = sum(wave.plan.size for wave in waves if wave.config.verify is not None)
+        await check_quota(client, QuotaNeeds(invocations=total + verified, kept_commands=kept))
     run = _Rollout(
         plan,
         client,
@@ -120,7 +131,7 @@ async def run_rollout(
         clock=clock,
         sink=sink,
         hooks=hooks if hooks is not None else NoHooks(),
-        slots=ExecutionSlots(cap),
+        approver=approver if approver is not None else Refuse(),
         calls_before=before,
     )
     return await run.run()
@@ -134,25 +145,28 @@ class _Rollout:
         plan: Plan,
         client: EcsClient,
         instances: Sequence[Instance],
-        waves: Sequence[WavePlan],
+        waves: Sequence[ShapedWave],
         *,
         run_id: str,
         clock: Clock,
         sink: EventSink,
         hooks: RolloutHooks,
-        slots: ExecutionSlots,
+        approver: Approver,
         calls_before: RateLimiterStats | None,
     ) -> None:
         self._plan = plan
+        self._client = client
         self._instances = instances
         self._waves = waves
         self._run_id = run_id
         self._clock = clock
         self._sink = sink
         self._hooks = hooks
+        self._approver = approver
         self._limiter = client.rate_limiter
         self._ledger = RunLedger(sink)
         command = plan.command
+        slots = ExecutionSlots(None)  # each wave sets its own cap
         self._tracker = InvocationTracker(
             client,
             run_id=run_id,
@@ -173,12 +187,22 @@ class _Rollout:
             sink=sink,
             before_dispatch=hooks.before_dispatch,
         )
-        self._summaries: dict[int, WaveSummary] = {}
+        self._wave_runner = WaveRunner(
+            dispatcher=self._dispatcher,
+            tracker=self._tracker,
+            ledger=self._ledger,
+            slots=slots,
+            sink=sink,
+            clock=clock,
+            stop_in_flight=plan.on_breach == "stop_in_flight",
+        )
+        self._times: dict[int, tuple[datetime, datetime]] = {}
+        self._in_flight_at_breach = 0
         self._before = calls_before
         self._started = clock.now()
 
     async def run(self) -> RolloutResult:
-        sizes = tuple(wave.size for wave in self._waves)
+        sizes = tuple(wave.plan.size for wave in self._waves)
         self._sink(
             RunStarted(self._run_id, self._plan.name, len(self._instances), sizes, self._started)
         )
@@ -205,47 +229,115 @@ class _Rollout:
         return result
 
     async def _waves_in_turn(self) -> Halt | None:
-        ledger = self._ledger
-        for wave in self._waves:
-            started = self._clock.now()
-            self._sink(WaveStarted(wave.index, wave.name, wave.size, len(wave.batches), started))
-            self._tracker.begin_wave()
-            await _run_wave(self._dispatcher, self._tracker, wave)
-            halt = self._dispatcher.halt
-            if halt is not None:
-                ledger.settle_not_sent(wave.instances, wave.name, _not_sent_reason(halt))
-            counts = _count(ledger, wave)
-            self._summaries[wave.index] = WaveSummary(
-                wave.index, wave.name, wave.size, counts, started, self._clock.now()
-            )
-            self._sink(WaveFinished(wave.index, wave.name, counts, self._clock.now()))
+        for position, wave in enumerate(self._waves):
+            halt = await self._one_wave(wave, last=position == len(self._waves) - 1)
             if halt is not None:
                 return halt
-            results = [
-                ledger.results[i.instance_id]
-                for i in wave.instances
-                if i.instance_id in ledger.results
-            ]
-            if not await self._hooks.after_wave(wave, results):
-                return Halt("gate", message=f"a gate stopped the run after wave {wave.name!r}")
         return None
+
+    async def _one_wave(self, wave: ShapedWave, *, last: bool) -> Halt | None:
+        shape, config = wave.plan, wave.config
+        started = self._clock.now()
+        self._sink(WaveStarted(shape.index, shape.name, shape.size, len(shape.batches), started))
+        gate = WaveGate(
+            shape.index,
+            shape.name,
+            shape.size,
+            config.max_errors,
+            count_undelivered=self._plan.count_undelivered,
+        )
+        run = await self._wave_runner.run(wave, gate)
+        halt = self._dispatcher.halt
+        if halt is not None:
+            self._ledger.settle_not_sent(shape.instances, shape.name, _not_sent_reason(halt))
+        self._times[shape.index] = (started, self._clock.now())
+        if run.breach is not None:
+            self._in_flight_at_breach = run.in_flight
+            self._sink(GateDecided(run.breach))
+        if halt is not None:
+            self._wave_finished(shape)
+            return halt
+        decision = await self._verify(wave, gate)
+        self._times[shape.index] = (started, self._clock.now())
+        self._sink(GateDecided(decision))
+        self._wave_finished(shape)
+        if decision.verdict is Verdict.BREACH:
+            return Halt("breach", message=decision.summary(), wave=shape.name, decision=decision)
+        results = [
+            self._ledger.results[i.instance_id]
+            for i in shape.instances
+            if i.instance_id in self._ledger.results
+        ]
+        if not await self._hooks.after_wave(shape, results):
+            return Halt("gate", message=f"a gate stopped the run after wave {shape.name!r}")
+        return await self._between(wave, decision, last=last)
+
+    def _wave_finished(self, shape: WavePlan) -> None:
+        counts = _count(self._ledger, shape)
+        self._sink(WaveFinished(shape.index, shape.name, counts, self._clock.now()))
+
+    async def _verify(self, wave: ShapedWave, gate: WaveGate) -> GateDecision:
+        """The wave's verify, if it has one, and the gate's decision after it."""
+        if wave.config.verify is None:
+            return gate.final()
+        return await verify_step(
+            self._client,
+            wave.config.verify,
+            wave.plan,
+            gate,
+            self._ledger,
+            sink=self._sink,
+            run_id=self._run_id,
+            clock=self._clock,
+            cap=wave.cap,
+            limits=self._plan.limits,
+            before_dispatch=self._hooks.before_dispatch,
+        )
+
+    async def _between(
+        self, wave: ShapedWave, decision: GateDecision, *, last: bool
+    ) -> Halt | None:
+        """After a wave passed: its pause, then its approval. The last wave has neither
+        (nothing follows it), except that an inconclusive verify still asks a person."""
+        config, shape = wave.config, wave.plan
+        if config.pause > 0 and not last:
+            until = self._clock.now() + timedelta(seconds=config.pause)
+            self._sink(WavePaused(shape.index, shape.name, config.pause, until))
+            await self._clock.sleep(config.pause)
+        inconclusive = decision.verdict is Verdict.INCONCLUSIVE
+        if not inconclusive and not (config.approval and not last):
+            return None
+        reason = decision.reason if inconclusive else "the plan asks for approval after this wave"
+        approved = await ask_approval(
+            self._approver, self._run_id, shape, reason, sink=self._sink, clock=self._clock
+        )
+        if approved:
+            return None
+        return Halt("denied", message=f"wave {shape.name} was not approved", wave=shape.name)
 
     def _finish(self, halt: Halt | None) -> RolloutResult:
         ledger = self._ledger
+        not_started = tuple(w.plan.name for w in self._waves if w.plan.index not in self._times)
         for wave in self._waves:
-            ledger.settle_not_sent(wave.instances, wave.name, _not_sent_reason(halt))
-            if wave.index not in self._summaries:
-                self._summaries[wave.index] = WaveSummary(
-                    wave.index, wave.name, wave.size, _count(ledger, wave)
-                )
+            ledger.settle_not_sent(wave.plan.instances, wave.plan.name, _not_sent_reason(halt))
+        if halt is not None and halt.reason in {"breach", "denied"}:
+            halt = self._numbers(halt, not_started)
         after = self._limiter.stats() if self._limiter is not None else None
         calls, throttles = _delta(self._before, after)
         in_flight = ledger.in_flight()
         ids = [instance.instance_id for instance in self._instances]
+        summaries = []
+        for wave in self._waves:
+            shape = wave.plan
+            started, finished = self._times.get(shape.index, (None, None))
+            counts = _count(ledger, shape)
+            summaries.append(
+                WaveSummary(shape.index, shape.name, shape.size, counts, started, finished)
+            )
         return RolloutResult(
             run_id=self._run_id,
             results=tuple(ledger.results[i] for i in ids if i in ledger.results),
-            waves=tuple(self._summaries[index] for index in sorted(self._summaries)),
+            waves=tuple(summaries),
             api_calls=calls,
             throttles=throttles,
             started_at=self._started,
@@ -254,42 +346,24 @@ class _Rollout:
             in_flight=tuple(i for i in ids if i in in_flight),
         )
 
-
-async def _run_wave(dispatcher: Dispatcher, tracker: InvocationTracker, wave: WavePlan) -> None:
-    """Dispatch and track one wave in one task group; a tracking failure is re-raised."""
-    failures: list[OrchestratorError] = []
-    try:
-        async with anyio.create_task_group() as group:
-
-            async def track() -> None:
-                try:
-                    await tracker.track()
-                except OrchestratorError as error:
-                    failures.append(error)
-                    group.cancel_scope.cancel()
-
-            group.start_soon(track)
-            await dispatcher.dispatch(wave)
-            tracker.dispatch_finished()
-    except BaseExceptionGroup as group_error:
-        raise _single(group_error) from group_error
-    if failures:
-        raise failures[0]
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error inside nested task-group errors (cancellations aside)."""
-    leaves: list[BaseException] = []
-
-    def collect(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                collect(inner)
-        elif not isinstance(error, anyio.get_cancelled_exc_class()):
-            leaves.append(error)
-
-    collect(group)
-    return leaves[0] if len(leaves) == 1 else group
+    def _numbers(self, halt: Halt, not_started: tuple[str, ...]) -> Halt:
+        """The halt with what happened to the instances still running at the breach."""
+        stopped_ids = self._tracker.breach_stopped
+        results = self._ledger.results
+        confirmed = sum(
+            1
+            for i in stopped_ids
+            if i in results
+            and results[i].outcome is Outcome.STOPPED
+            and results[i].status in {"Terminated", "Cancelled"}
+        )
+        return replace(
+            halt,
+            in_flight=self._in_flight_at_breach if halt.reason == "breach" else 0,
+            stop_requested=len(stopped_ids),
+            stopped=confirmed,
+            not_started=not_started,
+        )
 
 
 def _count(ledger: RunLedger, wave: WavePlan) -> dict[Outcome, int]:
@@ -304,6 +378,10 @@ def _count(ledger: RunLedger, wave: WavePlan) -> dict[Outcome, int]:
 def _not_sent_reason(halt: Halt | None) -> str:
     if halt is None:
         return "not sent"
+    if halt.reason == "breach":
+        return f"halted: wave {halt.wave} breached"
+    if halt.reason == "denied":
+        return f"halted: wave {halt.wave} was not approved"
     detail = f": {halt.code}" if halt.code else ""
     return f"not sent: the run stopped ({halt.reason}{detail})"
 

@@ -14,11 +14,19 @@ instance still Pending past it is stopped (StopInvocation) and, unless it turns 
 have started after all, ends UNDELIVERED; an instance whose stop is not confirmed within
 `stop_grace` is given up on. Commands that repeat (any RepeatMode but Once) are done once
 `Scheduled`: the schedule is in place.
+
+After a breach (`on_breach: stop_in_flight`), `stop_all()` sends StopInvocation for every
+instance of the run still running, and for any invocation accepted after that (a
+RunCommand that was already in the client when the breach came); tracking goes on until
+the agents confirm the stops (Terminated, Cancelled: STOPPED) or `stop_grace` passes
+(STOPPED with `StopNotConfirmed`: stop requested, never confirmed). An instance that
+finished on its own before the stop reached it keeps the outcome it reached.
+Each final state is reported to the ledger (`settled`) before the instance's execution
+slot is freed, so a gate can stop dispatch before the slot lets another batch out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, cast
 
 import anyio
@@ -27,18 +35,18 @@ import structlog
 from orchestrator.ecs.codes import InstanceInvocationStatus as S
 from orchestrator.errors import ApiError, OrchestratorError
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY
-from orchestrator.rollout._outcome import bound_output, is_done, outcome_of
-from orchestrator.rollout._results import InstanceResult, Outcome
+from orchestrator.rollout._outcome import is_done
+from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Sequence
-    from datetime import datetime
+    from collections.abc import AsyncGenerator, Callable, Sequence
 
     from orchestrator.clock import Clock
-    from orchestrator.ecs import EcsClient, Instance, Invocation, InvocationInstance
+    from orchestrator.ecs import EcsClient, Instance, Invocation
     from orchestrator.ecs import InvocationResult as Record
     from orchestrator.rollout._capacity import ExecutionSlots
     from orchestrator.rollout._ledger import RunLedger
+    from orchestrator.rollout._results import InstanceResult
 
 POLL_MIN: Final = 1.0
 POLL_MAX: Final = 10.0
@@ -48,29 +56,6 @@ STOP_GRACE: Final = 60.0
 MAX_FAILED_POLLS: Final = 10
 
 _log = structlog.get_logger(__name__)
-
-
-@dataclass(slots=True, eq=False)
-class _Watched:
-    """One instance of one invocation."""
-
-    instance: Instance
-    last: InvocationInstance | None = None
-    done: bool = False  # a final state was seen, or we gave up on it
-    released: bool = False  # its execution slot was given back
-    stop_requested_at: float | None = None
-
-
-@dataclass(slots=True, eq=False)
-class _WatchedInvocation:
-    invoke_id: str
-    wave: str
-    dispatched_at: float
-    instances: dict[str, _Watched] = field(default_factory=dict)
-    listed: bool = False
-
-    def all_done(self) -> bool:
-        return all(watched.done for watched in self.instances.values())
 
 
 class InvocationTracker:
@@ -100,22 +85,27 @@ class InvocationTracker:
         self._poll_min = poll_min
         self._poll_max = poll_max
         self._stop_grace = stop_grace
-        self._active: dict[str, _WatchedInvocation] = {}
+        self._active: dict[str, WatchedInvocation] = {}
         self._dispatch_done = False
         self._fresh = False  # new work since the last poll
         self._wake = anyio.Event()
         self._nap_scope: anyio.CancelScope | None = None
         self._nap_until = 0.0
+        self._stop_all = False
+        self._ended: list[Watched] = []  # seen ended by the listing under way
+        self.breach_stopped: set[str] = set()  # instances sent StopInvocation after a breach
+        # Told (invocations, instances) each time stops go out after a breach.
+        self.on_breach_stop: Callable[[int, int], None] | None = None
 
     # --- what the dispatcher tells us -----------------------------------------------
 
     def watch(self, invoke_id: str, wave: str, instances: Sequence[Instance]) -> None:
         """Follow a freshly accepted invocation."""
-        self._active[invoke_id] = _WatchedInvocation(
+        self._active[invoke_id] = WatchedInvocation(
             invoke_id,
             wave,
             self._clock.monotonic(),
-            {instance.instance_id: _Watched(instance) for instance in instances},
+            {instance.instance_id: Watched(instance) for instance in instances},
         )
         self._fresh = True
         self._poke()
@@ -123,11 +113,26 @@ class InvocationTracker:
     def begin_wave(self) -> None:
         """A wave starts: dispatch is under way again."""
         self._dispatch_done = False
+        self._stop_all = False
 
     def dispatch_finished(self) -> None:
         """No more invocations will come in this wave."""
         self._dispatch_done = True
         self._poke()
+
+    def running(self) -> int:
+        """Instances watched whose final state is not known yet."""
+        return sum(
+            not watched.done
+            for invocation in self._active.values()
+            for watched in invocation.instances.values()
+        )
+
+    async def stop_all(self) -> tuple[int, int]:
+        """A wave breached: StopInvocation for every instance still running, now and for
+        any invocation accepted from now on. Returns (invocations, instances) stopped now."""
+        self._stop_all = True
+        return await self._stop_breached()
 
     def _poke(self) -> None:
         self._wake.set()
@@ -215,13 +220,14 @@ class InvocationTracker:
                         break
             finally:
                 await listing.aclose()
+                self._settle_ended()
             if complete:
                 changed |= self._not_listed(awaited - seen)
         changed |= await self._enforce_deadlines()
         changed |= await self._collect_results()
         return changed
 
-    def _update(self, watched: _WatchedInvocation, invocation: Invocation) -> bool:
+    def _update(self, watched: WatchedInvocation, invocation: Invocation) -> bool:
         watched.listed = True
         changed = False
         for item in invocation.instances:
@@ -232,8 +238,23 @@ class InvocationTracker:
             instance.last = item
             if is_done(item.status, periodic=self._periodic):
                 instance.done = True
-                self._release(instance)
+                self._ended.append(instance)
         return changed
+
+    def _settle_ended(self) -> None:
+        """Tell the ledger (and so the gate) what one listing showed ended, then free the
+        slots: a breach stops dispatch before a freed slot can let the next batch out,
+        and what is still running at a breach is judged on the whole listing."""
+        ended, self._ended = self._ended, []
+        for instance in ended:
+            last = instance.last
+            if last is not None:
+                outcome = outcome_for(
+                    instance, last.status, last.error_code, periodic=self._periodic
+                )
+                self._ledger.settled(instance.instance.instance_id, outcome)
+        for instance in ended:
+            self._release(instance)
 
     def _not_listed(self, invoke_ids: set[str]) -> bool:
         """Invocations the complete listing did not show: pending until the deadline."""
@@ -253,8 +274,10 @@ class InvocationTracker:
         return changed
 
     async def _enforce_deadlines(self) -> bool:
-        now = self._clock.monotonic()
         changed = False
+        if self._stop_all:
+            changed = (await self._stop_breached())[1] > 0
+        now = self._clock.monotonic()
         for watched in list(self._active.values()):
             if not watched.listed:
                 continue
@@ -267,17 +290,7 @@ class InvocationTracker:
                 and now - watched.dispatched_at >= self._delivery_timeout
             ]
             if overdue:
-                try:
-                    await self._client.stop_invocation(
-                        watched.invoke_id, [i.instance.instance_id for i in overdue]
-                    )
-                except ApiError as error:
-                    if error.retryable:
-                        raise
-                    # e.g. it ended meanwhile: the next listing tells how.
-                for instance in overdue:
-                    instance.stop_requested_at = now
-                    self._release(instance)
+                await self._send_stop(watched, overdue, "delivery")
                 changed = True
             for instance in watched.instances.values():
                 since = instance.stop_requested_at
@@ -285,6 +298,49 @@ class InvocationTracker:
                     instance.done = True  # the stop was never confirmed: give up
                     changed = True
         return changed
+
+    async def _stop_breached(self) -> tuple[int, int]:
+        invocations = instances = 0
+        for watched in list(self._active.values()):
+            targets = [
+                instance
+                for instance in watched.instances.values()
+                if not instance.done and instance.stop_requested_at is None
+            ]
+            if not targets:
+                continue
+            try:
+                await self._send_stop(watched, targets, "breach")
+            except OrchestratorError as error:
+                # Not stopped: the next poll tries again; meanwhile it is tracked as usual.
+                _log.warning("rollout.breach_stop_failed", run_id=self._run_id, error=str(error))
+                for instance in targets:
+                    instance.stop_requested_at, instance.stop_kind = None, ""
+                continue
+            invocations += 1
+            instances += len(targets)
+            self.breach_stopped.update(i.instance.instance_id for i in targets)
+        if instances and self.on_breach_stop is not None:
+            self.on_breach_stop(invocations, instances)
+        return invocations, instances
+
+    async def _send_stop(
+        self, watched: WatchedInvocation, instances: Sequence[Watched], kind: str
+    ) -> None:
+        # Marked before the call, so a poll running meanwhile does not stop them twice.
+        now = self._clock.monotonic()
+        for instance in instances:
+            instance.stop_requested_at = now
+            instance.stop_kind = kind
+            self._release(instance)
+        try:
+            await self._client.stop_invocation(
+                watched.invoke_id, [i.instance.instance_id for i in instances]
+            )
+        except ApiError as error:
+            if error.retryable:
+                raise
+            # e.g. it ended meanwhile: the next listing tells how.
 
     async def _collect_results(self) -> bool:
         changed = False
@@ -304,63 +360,25 @@ class InvocationTracker:
             changed = True
         return changed
 
-    def _release(self, instance: _Watched) -> None:
+    def _release(self, instance: Watched) -> None:
         if not instance.released:
             instance.released = True
             self._slots.release(1)
 
     def _result(
         self,
-        watched: _WatchedInvocation,
-        instance: _Watched,
+        watched: WatchedInvocation,
+        instance: Watched,
         record: Record | None,
         *,
         missing: bool = False,
     ) -> InstanceResult:
-        """The final result of one instance from its last listed state and its record."""
-        item = instance.last
-        if item is not None and is_done(item.status, periodic=self._periodic):
-            status = item.status
-        elif record is not None:
-            status = record.status
-        else:
-            status = item.status if item is not None else S.PENDING
-        source = record if record is not None else item
-        stopped = instance.stop_requested_at is not None
-        outcome = outcome_of(status, source.error_code if source else "", delivery_stopped=stopped)
-        error_code = source.error_code if source is not None else ""
-        error_info = source.error_info if source is not None else ""
-        if missing:
-            error_code = "InvocationNotFound"
-            error_info = (
-                f"RunCommand accepted it, but it was never listed within "
-                f"{self._delivery_timeout:g} s"
-            )
-        elif stopped and outcome is Outcome.UNDELIVERED and not error_code:
-            error_code = "DeliveryTimeout"
-            error_info = (
-                f"still Pending {self._delivery_timeout:g} s after dispatch: StopInvocation sent"
-            )
-        output, dropped = bound_output(record.output if record is not None else "")
-        return InstanceResult(
-            instance.instance.instance_id,
-            outcome,
-            wave=watched.wave,
-            zone_id=instance.instance.zone_id,
-            invoke_id=watched.invoke_id,
-            status=status.value,
-            exit_code=source.exit_code if source is not None else None,
-            error_code=error_code,
-            error_info=error_info,
-            start_time=(record.start_time if record else None)
-            or (item.start_time if item else None),
-            finish_time=(record.finish_time if record else None)
-            or (item.finish_time if item else None),
-            output=output,
-            output_dropped=dropped + (source.dropped if source is not None else 0),
+        return final_result(
+            watched,
+            instance,
+            record,
+            periodic=self._periodic,
+            delivery_timeout=self._delivery_timeout,
+            stop_grace=self._stop_grace,
+            missing=missing,
         )
-
-
-def _first(*moments: datetime | None) -> datetime | None:
-    """The first time that is known."""
-    return next((moment for moment in moments if moment), None)

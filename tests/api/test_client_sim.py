@@ -478,3 +478,32 @@ async def test_bad_credentials_are_auth_errors(
     assert (caught.value.code, caught.value.http_status) == (code, status)
     assert secret not in str(caught.value)
     assert secret not in repr(client)
+
+
+async def test_a_withdrawn_run_command_sends_nothing(client: EcsClient, sim: RunningSimulator):
+    """`proceed` saying no before the first attempt: Withdrawn, and the API saw nothing."""
+    request = RunCommandRequest(
+        type=SHELL, content="true", instance_ids=["i-web1"], client_token="withdrawn-1"
+    )
+    with pytest.raises(errors.Withdrawn):
+        await client.run_command(request, proceed=lambda: False)
+    assert sim.stats.count("RunCommand") == 0
+
+
+async def test_proceed_is_not_asked_again_once_an_attempt_was_sent(
+    sim: RunningSimulator, session: aiohttp.ClientSession, clock: ManualClock
+):
+    """After a sent attempt's answer is lost, the retry goes out even if `proceed` now
+    says no: the first attempt may have run, and only its token can tell."""
+    client = await _client_for(sim, session, clock=ManualClock(autojump=True))
+    sim.faults.fail_next(FaultKind.DROP, action="RunCommand")
+    answers = iter([True])
+    result = await client.run_command(
+        RunCommandRequest(
+            type=SHELL, content="true", instance_ids=["i-web1"], client_token="withdrawn-2"
+        ),
+        proceed=lambda: next(answers, False),
+    )
+    assert sim.stats.count("RunCommand") == 2
+    clock.advance(10)
+    assert sim.simulation.execution_counts()["i-web1"] == {result.invoke_id: 1}

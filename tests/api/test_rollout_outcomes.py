@@ -52,7 +52,9 @@ async def roll(env: Simulated, command: Command, *, delivery_timeout: float) -> 
         name="outcomes",
         targets=Targets(),
         command=command,
-        waves=(Wave("all", Amount(100, percent=True)),),
+        # No error limit: these tests follow each instance to its own end, and the
+        # default gate (max_errors 0) would stop the rest at the first failure.
+        waves=(Wave("all", Amount(100, percent=True), max_errors=None),),
         limits=Limits(delivery_timeout=delivery_timeout),
     )
     return await run_rollout(

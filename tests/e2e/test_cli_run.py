@@ -135,8 +135,10 @@ async def test_run_succeeds_and_exits_0(tmp_path: Path, sim: RunningSimulator):
 
 @pytest.mark.anyio
 async def test_failures_exit_1_with_exit_code_and_output(tmp_path: Path, sim: RunningSimulator):
-    """A failing instance: exit 1; the summary shows its exit code and last output line."""
-    plan = write_plan(tmp_path, PLAN.format(tags="{app: worker, env: prod}"))
+    """A failing instance: exit 1; the summary shows its exit code and last output line.
+    (`max_errors: 100%`: no gate halts this run; a breach exits 3, see test_cli_gates.)"""
+    body = PLAN.format(tags="{app: worker, env: prod}")
+    plan = write_plan(tmp_path, body + "waves:\n  - {name: all, size: 100%, max_errors: 100%}\n")
     done = await acli("run", str(plan), home=tmp_path, sim=sim)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Failed" in done.stdout

@@ -1,0 +1,210 @@
+"""Pure gate arithmetic: what counts against a wave's `max_errors`, and when it breaches.
+
+A wave's threshold T is computed ONCE, when the wave starts, from its size then
+(`Amount.floor_of`: a percentage never tolerates more than it says; None = no limit),
+and never recomputed as instances are skipped or fail (design.md, semantics 3). What
+counts (semantics 2): FAILED always; UNDELIVERED when the plan's `count_undelivered`
+says so (the default, unlike SSM); SKIPPED and NOT_SENT never; STOPPED never either:
+the only instances we stop are those still running after a breach (or past their
+delivery deadline, which ends UNDELIVERED instead), and counting what we stopped
+ourselves would feed a breach with its own consequences. The wave breaches at the
+(T+1)-th counted error, as SSM does. `WaveGate` keeps the count for one wave and says
+when the breach happens; `GateDecision` carries the numbers behind every verdict, for
+events, the summary and (later) the journal. Nothing here does I/O or awaits.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orchestrator.rollout._results import Outcome
+
+if TYPE_CHECKING:
+    from orchestrator.plan._model import Amount
+
+
+class Verdict(enum.StrEnum):
+    """What a gate says about a wave."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password: within the threshold so far
+    BREACH = "breach"  # the (T+1)-th counted error: halt
+    INCONCLUSIVE = "inconclusive"  # verify could not run: a person decides
+
+
+class VerifyOutcome(enum.StrEnum):
+    """What a wave's verify says about one instance (design.md, semantics 9)."""
+
+    PASSED = "passed"  # verify ran and succeeded
+    FAILED = "failed"  # verify ran and failed: counts against the gate
+    INCONCLUSIVE = "inconclusive"  # verify could not run there: a person decides
+
+
+def verify_outcome(outcome: Outcome | None) -> VerifyOutcome:
+    """The verify verdict for one instance from the outcome of its verify run (None:
+    verify never got an outcome there, e.g. its RunCommand was refused)."""
+    if outcome is Outcome.SUCCEEDED:
+        return VerifyOutcome.PASSED
+    if outcome is Outcome.FAILED:
+        return VerifyOutcome.FAILED
+    return VerifyOutcome.INCONCLUSIVE
+
+
+def threshold_of(max_errors: Amount | None, size: int) -> int | None:
+    """How many counted errors a wave of `size` tolerates (None: no limit)."""
+    if max_errors is None:
+        return None
+    return max_errors.floor_of(size)
+
+
+def counts_against(outcome: Outcome, *, count_undelivered: bool) -> bool:
+    """Whether an instance that ended in `outcome` counts against `max_errors`.
+
+    STOPPED never counts: we stop instances only after a breach (they must not count
+    towards the breach that stopped them), and a stop by someone else is not a failure
+    of the command.
+    """
+    if outcome is Outcome.FAILED:
+        return True
+    if outcome is Outcome.UNDELIVERED:
+        return count_undelivered
+    return False
+
+
+def breaches(errors: int, threshold: int | None) -> bool:
+    """The stop rule: more counted errors than the threshold (the (T+1)-th breaches)."""
+    return threshold is not None and errors > threshold
+
+
+def threshold_text(max_errors: Amount | None, size: int, threshold: int | None) -> str:
+    """`2 (5% of 45)`, `0`, or `none`: the threshold and where it came from."""
+    if max_errors is None or threshold is None:
+        return "none"
+    if max_errors.percent:
+        return f"{threshold} ({max_errors} of {size})"
+    return str(threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """One gate verdict with the numbers behind it.
+
+    `errors` counts what counts against the threshold (`failed` + `undelivered` when they
+    count, + `verify_failed`); `threshold` is None when the wave has no limit.
+    """
+
+    wave: int  # 0-based wave index
+    name: str
+    size: int
+    max_errors: Amount | None
+    threshold: int | None
+    errors: int
+    verdict: Verdict
+    reason: str
+    failed: int = 0
+    undelivered: int = 0
+    verify_failed: int = 0
+
+    @property
+    def limit_text(self) -> str:
+        """The threshold as people read it: `2 (5% of 45)`."""
+        return threshold_text(self.max_errors, self.size, self.threshold)
+
+    def summary(self) -> str:
+        """`wave early breached: 3 errors > max_errors 2 (5% of 45)` and the like."""
+        noun = "error" if self.errors == 1 else "errors"
+        if self.verdict is Verdict.BREACH:
+            return f"wave {self.name} breached: {self.errors} {noun} > max_errors {self.limit_text}"
+        if self.verdict is Verdict.INCONCLUSIVE:
+            return f"wave {self.name} inconclusive: {self.reason}"
+        return f"wave {self.name} passed: {self.errors} {noun}, max_errors {self.limit_text}"
+
+
+class WaveGate:
+    """The running count of one wave's errors; tells the moment it breaches.
+
+    Each instance is counted once, the first time its outcome is known (the tracker
+    reports it as soon as the listing shows a final state, before its execution slot is
+    freed, so no further batch can slip out between the error and the breach).
+    """
+
+    def __init__(
+        self,
+        wave: int,
+        name: str,
+        size: int,
+        max_errors: Amount | None,
+        *,
+        count_undelivered: bool,
+    ) -> None:
+        self.wave = wave
+        self.name = name
+        self.size = size
+        self.max_errors = max_errors
+        self.threshold = threshold_of(max_errors, size)  # frozen now, never recomputed
+        self._count_undelivered = count_undelivered
+        self._seen: set[str] = set()
+        self.failed = 0
+        self.undelivered = 0
+        self.verify_failed = 0
+        self.breach: GateDecision | None = None  # the decision at the (T+1)-th error
+
+    @property
+    def errors(self) -> int:
+        """Counted errors so far."""
+        counted_undelivered = self.undelivered if self._count_undelivered else 0
+        return self.failed + counted_undelivered + self.verify_failed
+
+    def observe(self, instance_id: str, outcome: Outcome) -> GateDecision | None:
+        """Count one instance's outcome (once per instance). Returns the running decision
+        when it counted (PASS, or BREACH the first time the threshold is crossed), None
+        when it did not count or was already counted."""
+        if instance_id in self._seen:
+            return None
+        self._seen.add(instance_id)
+        if outcome is Outcome.FAILED:
+            self.failed += 1
+        elif outcome is Outcome.UNDELIVERED:
+            self.undelivered += 1
+        if not counts_against(outcome, count_undelivered=self._count_undelivered):
+            return None
+        return self._evaluate()
+
+    def verify_failures(self, count: int) -> GateDecision:
+        """Add the instances whose verify failed, and re-evaluate."""
+        self.verify_failed += count
+        return self._evaluate()
+
+    def _evaluate(self) -> GateDecision:
+        if self.breach is not None:
+            return self.breach
+        if breaches(self.errors, self.threshold):
+            self.breach = self.decision(Verdict.BREACH, "the (T+1)-th counted error")
+            return self.breach
+        return self.decision(Verdict.PASS, "within max_errors")
+
+    def decision(self, verdict: Verdict, reason: str) -> GateDecision:
+        """The numbers as they stand, with `verdict`."""
+        return GateDecision(
+            wave=self.wave,
+            name=self.name,
+            size=self.size,
+            max_errors=self.max_errors,
+            threshold=self.threshold,
+            errors=self.errors,
+            verdict=verdict,
+            reason=reason,
+            failed=self.failed,
+            undelivered=self.undelivered,
+            verify_failed=self.verify_failed,
+        )
+
+    def final(self, *, inconclusive: str = "") -> GateDecision:
+        """The wave's decision once every result is in: the breach if one happened, else
+        INCONCLUSIVE when `inconclusive` says why, else PASS."""
+        if self.breach is not None:
+            return self.breach
+        if inconclusive:
+            return self.decision(Verdict.INCONCLUSIVE, inconclusive)
+        return self.decision(Verdict.PASS, "within max_errors")
