@@ -130,9 +130,13 @@ def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[
         f"API calls: {batches} RunCommand (at most {batch_size} instances each), then "
         f"at least {batches} DescribeInvocationResults and shared DescribeInvocations polls"
     )
-    needed = len(runnable)
+    # As the run's own preflight counts: one per instance, plus one per verified one.
+    verified = sum(w.plan.size for w in shaped if w.config.verify is not None)
+    needed = len(runnable) + verified
     console.print(
-        f"quota: {needed} invocations of max-axt-invocation-daily "
+        f"quota: {needed} invocations"
+        + (f" ({verified} of them verify runs)" if verified else "")
+        + " of max-axt-invocation-daily "
         f"{quotas.get('max-axt-invocation-daily', '?')}; "
         f"{batches if plan.command.keep_command else 0} kept commands of "
         f"max-axt-command-count {quotas.get('max-axt-command-count', '?')}"

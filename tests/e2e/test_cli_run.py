@@ -114,6 +114,7 @@ async def test_dry_run_sends_no_run_command(tmp_path: Path, sim: RunningSimulato
     assert done.returncode == 0, done.stderr
     assert "5 selected, 3 will run, 2 skipped" in done.stdout
     assert "no RunCommand was sent" in done.stdout
+    assert "quota: 3 invocations of" in done.stdout
     assert sim.stats.count("DescribeInstances") >= 1
     assert sim.stats.count("RunCommand") == 0
 
