@@ -167,7 +167,10 @@ class Diagnostics:
             gc.callbacks.remove(self._gc)
 
     async def tick(self) -> None:
-        """Measure how late a 10 ms sleep wakes up, until cancelled."""
+        """Measure how late a 10 ms sleep wakes up, until cancelled.
+
+        The sleep is the probe itself (event-loop lag is how late it wakes), not a wait
+        for something to happen; this is a benchmark instrument, not a test."""
         while True:
             before = time.perf_counter()
             await anyio.sleep(0.01)
