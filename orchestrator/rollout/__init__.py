@@ -25,12 +25,14 @@ from orchestrator.rollout._batches import (
     split_batches,
     wave_sizes,
 )
+from orchestrator.rollout._control import Request, RunControl
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY, BatchAttempt, build_request
 from orchestrator.rollout._events import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
     BatchDispatched,
+    BatchRefused,
     BreachStopSent,
     Event,
     EventSink,
@@ -58,6 +60,13 @@ from orchestrator.rollout._gates import (
     threshold_of,
     threshold_text,
 )
+from orchestrator.rollout._history import (
+    NO_HISTORY,
+    NOTHING_RAN,
+    BatchState,
+    RecordedBatch,
+    RunHistory,
+)
 from orchestrator.rollout._order import by_zone, order_for, spread
 from orchestrator.rollout._outcome import bound_output, outcome_of
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
@@ -69,11 +78,15 @@ from orchestrator.rollout._results import (
     WaveSummary,
 )
 from orchestrator.rollout._runner import NoHooks, RolloutHooks, run_rollout
-from orchestrator.rollout._wave import ShapedWave, shape_waves
+from orchestrator.rollout._verify import VERIFY_COMMAND_NAME
+from orchestrator.rollout._wave import ShapedWave, shape_waves, single_error
 
 __all__ = [
     "DEFAULT_STATE_DIR",
+    "NOTHING_RAN",
+    "NO_HISTORY",
     "RUN_TAG_KEY",
+    "VERIFY_COMMAND_NAME",
     "ApprovalDenied",
     "ApprovalGranted",
     "ApprovalRequested",
@@ -81,6 +94,8 @@ __all__ = [
     "Batch",
     "BatchAttempt",
     "BatchDispatched",
+    "BatchRefused",
+    "BatchState",
     "BreachStopSent",
     "Event",
     "EventSink",
@@ -97,11 +112,15 @@ __all__ = [
     "Outcome",
     "PreApproved",
     "QuotaNeeds",
+    "RecordedBatch",
     "RecordingSink",
     "Refuse",
+    "Request",
     "RolloutHooks",
     "RolloutResult",
+    "RunControl",
     "RunFinished",
+    "RunHistory",
     "RunStarted",
     "ShapedWave",
     "Throttled",
@@ -129,6 +148,7 @@ __all__ = [
     "plan_waves",
     "run_rollout",
     "shape_waves",
+    "single_error",
     "split_batches",
     "spread",
     "threshold_of",

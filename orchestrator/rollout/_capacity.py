@@ -45,6 +45,12 @@ class ExecutionSlots:
         self.in_use += count
         self.peak = max(self.peak, self.in_use)
 
+    def take(self, count: int) -> None:
+        """Take `count` slots at once, over the cap if need be: for instances already
+        executing (an earlier attempt of the run sent them), which do hold capacity."""
+        self.in_use += count
+        self.peak = max(self.peak, self.in_use)
+
     def release(self, count: int = 1) -> None:
         """Give `count` slots back (instances done, refused, or never sent)."""
         if count > self.in_use:

@@ -21,6 +21,13 @@ to the client runs to its answer, because cancelling it half-way could leave an
 invocation that ran but that we could neither track nor stop; its invocation is then
 tracked (and stopped, with `stop_in_flight`). The verify step uses a dispatcher of its
 own, whose tokens are derived from `token_key` (the run id and "verify").
+
+Resuming (`history`, from the journal): a token whose answer is known is never sent
+again: an accepted one is followed by its InvokeId (its instances take their slots at
+once: they may be running), a split one is replayed half by half, a rejected one stays
+SKIPPED. A token with no known answer is sent again, same token, same request: the API
+answers with the original invocation if there was one, so nothing runs twice. Every
+answer becomes an event (`BatchDispatched`, `BatchRefused`), which the journal records.
 """
 
 from __future__ import annotations
@@ -42,11 +49,19 @@ from orchestrator.errors import (
     Withdrawn,
 )
 from orchestrator.rollout._batches import client_token
-from orchestrator.rollout._events import BatchDispatched, EventSink, InstanceRejected
+from orchestrator.rollout._events import (
+    BatchDispatched,
+    BatchRefused,
+    EventSink,
+    InstanceRejected,
+)
+from orchestrator.rollout._history import NO_HISTORY, BatchState, RecordedBatch, RunHistory
 from orchestrator.rollout._results import Halt, InstanceResult, Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from anyio.abc import TaskGroup
 
     from orchestrator.clock import Clock
     from orchestrator.ecs import EcsClient
@@ -76,6 +91,9 @@ def parallel_sends(rate: float | None) -> int:
 # times (same token, so never twice), pausing in between.
 SEND_ROUNDS: Final = 4
 ROUND_PAUSE: Final = 5.0
+
+# Recorded states a resume acts on without sending: the answer is known.
+_FOLLOWED: Final = frozenset({BatchState.ACCEPTED, BatchState.SPLIT, BatchState.REJECTED})
 
 _log = structlog.get_logger(__name__)
 
@@ -157,6 +175,7 @@ class Dispatcher:
         before_dispatch: BeforeDispatch,
         token_key: str | None = None,
         purpose: str = "run",
+        history: RunHistory = NO_HISTORY,
     ) -> None:
         self._client = client
         self._command = command
@@ -169,6 +188,7 @@ class Dispatcher:
         self._before_dispatch = before_dispatch
         self._token_key = token_key if token_key is not None else run_id
         self._purpose = purpose
+        self._history = history
         self._waiting: anyio.CancelScope | None = None
         self.halt: Halt | None = None
 
@@ -192,12 +212,17 @@ class Dispatcher:
         limiter = self._client.rate_limiter
         rate = limiter.stats().configured.get("RunCommand") if limiter is not None else None
         senders = anyio.Semaphore(parallel_sends(rate))
+        started = 0
         async with anyio.create_task_group() as group:
             # Only the waits are cancelled by `stop`; batches already sent finish.
             with anyio.CancelScope() as self._waiting:
                 for batch in wave.batches:
                     if self.halt is not None:
                         break
+                    if self._recorded(batch):
+                        self._follow_recorded(group, wave.name, batch)
+                        started += 1
+                        continue
                     await self._slots.acquire(len(batch.instances))
                     try:
                         await senders.acquire()
@@ -209,7 +234,24 @@ class Dispatcher:
                         self._slots.release(len(batch.instances))
                         break
                     group.start_soon(self._send_batch, wave.name, batch, senders)
+                    started += 1
             self._waiting = None
+            # After a halt, what an earlier attempt of the run sent is still followed.
+            for batch in wave.batches[started:]:
+                if self._recorded(batch):
+                    self._follow_recorded(group, wave.name, batch)
+
+    def _recorded(self, batch: Batch) -> bool:
+        """Whether an earlier attempt of the run sent this batch (or its halves)."""
+        token = client_token(self._token_key, batch.wave, batch.index, "")
+        return self._history.batch(token) is not None
+
+    def _follow_recorded(self, group: TaskGroup, wave_name: str, batch: Batch) -> None:
+        # Its instances may be running already: they take their slots without waiting
+        # (they do occupy them), and what was never answered is sent again only if no
+        # halt came (`_send` checks).
+        self._slots.take(len(batch.instances))
+        group.start_soon(self._send, wave_name, batch, batch.instances, "")
 
     async def _send_batch(self, wave_name: str, batch: Batch, senders: anyio.Semaphore) -> None:
         try:
@@ -220,51 +262,127 @@ class Dispatcher:
     async def _send(
         self, wave_name: str, batch: Batch, instances: Sequence[Instance], path: str
     ) -> None:
-        if self.halt is not None:
-            self._slots.release(len(instances))
-            return
         ids = tuple(instance.instance_id for instance in instances)
         token = client_token(self._token_key, batch.wave, batch.index, path)
-        await self._before_dispatch(
-            BatchAttempt(self._run_id, batch.wave, batch.index, path, token, ids, self._purpose)
+        recorded = self._history.batch(token)
+        if recorded is not None and recorded.state in _FOLLOWED:
+            await self._replay(wave_name, batch, instances, path, recorded)
+            return
+        if self.halt is not None:
+            self._slots.release(len(instances))
+            if recorded is not None and recorded.state is BatchState.SENDING:
+                self._ledger.sending(ids)  # an earlier attempt's answer is unknown: it may run
+            return
+        attempt = BatchAttempt(
+            self._run_id, batch.wave, batch.index, path, token, ids, self._purpose
         )
+        await self._before_dispatch(attempt)
         if self._halted():  # a breach while the journal was writing
             self._slots.release(len(instances))
+            self._refused(attempt, BatchState.WITHDRAWN, "Halted", "a halt came first")
             return
         request = build_request(self._command, ids, token=token, run_id=self._run_id)
         self._ledger.sending(ids)
         try:
             result = await self._run_command(request)
         except ApiError as error:
-            if error.retryable and not isinstance(error, Throttled):
-                # A 5xx or IdempotentProcessing to the last: it may have been carried out.
-                self._stop(error, instances, answered=False)
-                return
-            self._ledger.answered(ids, accepted=False)
-            if not names_an_instance(error.code):
-                self._stop(error, instances)
-            elif len(instances) == 1:
-                self._reject(batch.wave, wave_name, instances[0], error)
-            else:
-                middle = len(instances) // 2
-                await self._send(wave_name, batch, instances[:middle], path + "0")
-                await self._send(wave_name, batch, instances[middle:], path + "1")
+            await self._refusal(wave_name, batch, instances, attempt, error)
             return
         except Withdrawn:
             # A halt came while it waited for its rate-limit token: nothing was sent.
             self._ledger.answered(ids, accepted=False)
             self._slots.release(len(instances))
+            self._refused(attempt, BatchState.WITHDRAWN, "Halted", "a halt came first")
             return
         except OrchestratorError as error:
             # No answer even after every round: the command may have run. The instances
             # stay "in flight" (a resume re-sends the same token and finds out).
             self._stop(error, instances, answered=False)
             return
+        self._accepted(wave_name, batch, instances, path, result.invoke_id)
+
+    def _accepted(
+        self,
+        wave_name: str,
+        batch: Batch,
+        instances: Sequence[Instance],
+        path: str,
+        invoke_id: str,
+    ) -> None:
+        """RunCommand answered `invoke_id`: follow the instances with no result yet."""
+        token = client_token(self._token_key, batch.wave, batch.index, path)
+        ids = tuple(instance.instance_id for instance in instances)
+        waiting = [i for i in instances if i.instance_id not in self._ledger.results]
+        self._slots.release(len(instances) - len(waiting))
         self._ledger.answered(ids, accepted=True)
-        self._tracker.watch(result.invoke_id, wave_name, instances)
+        if waiting:
+            self._tracker.watch(invoke_id, wave_name, waiting)
         self._sink(
-            BatchDispatched(
-                batch.wave, batch.index, path, token, result.invoke_id, ids, self._clock.now()
+            BatchDispatched(batch.wave, batch.index, path, token, invoke_id, ids, self._clock.now())
+        )
+
+    async def _refusal(
+        self,
+        wave_name: str,
+        batch: Batch,
+        instances: Sequence[Instance],
+        attempt: BatchAttempt,
+        error: ApiError,
+    ) -> None:
+        """RunCommand answered with an error: split, reject, or halt."""
+        if error.retryable and not isinstance(error, Throttled):
+            # A 5xx or IdempotentProcessing to the last: it may have been carried out.
+            self._stop(error, instances, answered=False)
+            return
+        self._ledger.answered(attempt.instance_ids, accepted=False)
+        if not names_an_instance(error.code):
+            self._refused(attempt, BatchState.REFUSED, error.code, error.message)
+            self._stop(error, instances)
+        elif len(instances) == 1:
+            self._refused(attempt, BatchState.REJECTED, error.code, error.message)
+            self._reject(batch.wave, wave_name, instances[0], error.code, error.message)
+        else:
+            self._refused(attempt, BatchState.SPLIT, error.code, error.message)
+            await self._halves(wave_name, batch, instances, attempt.split_path)
+
+    async def _replay(
+        self,
+        wave_name: str,
+        batch: Batch,
+        instances: Sequence[Instance],
+        path: str,
+        recorded: RecordedBatch,
+    ) -> None:
+        """A token an earlier attempt of the run sent and got an answer for."""
+        if recorded.state is BatchState.ACCEPTED:
+            # Never sent again: its invocation is followed by its InvokeId.
+            self._accepted(wave_name, batch, instances, path, recorded.invoke_id)
+        elif recorded.state is BatchState.SPLIT:
+            # The recorded halves, never the whole batch again: refused once because of
+            # one instance, it could be accepted now and run twice on the others.
+            await self._halves(wave_name, batch, instances, path)
+        elif instances[0].instance_id in self._ledger.results:
+            self._slots.release(len(instances))
+        else:  # REJECTED, and the result was not recorded before the earlier attempt ended
+            self._reject(batch.wave, wave_name, instances[0], recorded.error_code, "")
+
+    async def _halves(
+        self, wave_name: str, batch: Batch, instances: Sequence[Instance], path: str
+    ) -> None:
+        middle = len(instances) // 2
+        await self._send(wave_name, batch, instances[:middle], path + "0")
+        await self._send(wave_name, batch, instances[middle:], path + "1")
+
+    def _refused(self, attempt: BatchAttempt, state: BatchState, code: str, message: str) -> None:
+        self._sink(
+            BatchRefused(
+                attempt.wave,
+                attempt.batch,
+                attempt.split_path,
+                attempt.client_token,
+                state,
+                code,
+                message,
             )
         )
 
@@ -282,17 +400,19 @@ class Dispatcher:
                     raise
             await self._clock.sleep(ROUND_PAUSE)
 
-    def _reject(self, wave: int, wave_name: str, instance: Instance, error: ApiError) -> None:
+    def _reject(
+        self, wave: int, wave_name: str, instance: Instance, code: str, message: str
+    ) -> None:
         self._slots.release(1)
-        self._sink(InstanceRejected(wave, instance.instance_id, error.code, error.message))
+        self._sink(InstanceRejected(wave, instance.instance_id, code, message))
         self._ledger.record(
             InstanceResult(
                 instance.instance_id,
                 Outcome.SKIPPED,
                 wave=wave_name,
                 zone_id=instance.zone_id,
-                error_code=error.code,
-                error_info=error.message,
+                error_code=code,
+                error_info=message,
             )
         )
 

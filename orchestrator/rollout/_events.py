@@ -1,8 +1,8 @@
 """What a rollout tells the world while it runs: frozen event dataclasses and the sink type.
 
 A run emits, in order: `RunStarted`; per wave `WaveStarted`, then `BatchDispatched`,
-`InstanceRejected`, `Throttled`, `InstanceFinished` and `GateEvaluated` (each counted
-error, with the running numbers) as they happen, `BreachStopSent` if the wave breached
+`BatchRefused`, `InstanceRejected`, `Throttled`, `InstanceFinished` and `GateEvaluated`
+(each counted error, with the running numbers) as they happen, `BreachStopSent` if the wave breached
 and its in-flight invocations were stopped; then `VerifyStarted`/`VerifyFinished` (when
 the wave has `verify`), `GateDecided` (exactly one per wave that started: pass, breach
 or inconclusive, with the numbers) and `WaveFinished` (counts after verify); then,
@@ -23,6 +23,7 @@ from datetime import datetime  # noqa: TC003 - dataclass field types are read at
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from orchestrator.rollout._gates import GateDecision  # noqa: TC001
+from orchestrator.rollout._history import BatchState  # noqa: TC001
 from orchestrator.rollout._results import InstanceResult, Outcome, RolloutResult  # noqa: TC001
 
 if TYPE_CHECKING:
@@ -64,6 +65,22 @@ class BatchDispatched:
     invoke_id: str
     instance_ids: tuple[str, ...]
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRefused:
+    """RunCommand refused one ClientToken: `state` is what became of it
+    (`split`: refused because of an instance, its halves follow; `rejected`: a lone
+    instance, now SKIPPED; `refused`: the run itself, dispatch halts; `withdrawn`: a halt
+    came before it left). Nothing ran for it in any case."""
+
+    wave: int
+    batch: int
+    split_path: str
+    client_token: str
+    state: BatchState
+    code: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +225,7 @@ Event = (
     RunStarted
     | WaveStarted
     | BatchDispatched
+    | BatchRefused
     | InstanceRejected
     | InstanceFinished
     | Throttled

@@ -33,6 +33,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.rollout._approval import Approver, Refuse, ask_approval
 from orchestrator.rollout._batches import keep_order
 from orchestrator.rollout._capacity import ExecutionSlots
+from orchestrator.rollout._control import Request, RunControl
 from orchestrator.rollout._dispatcher import BatchAttempt, Dispatcher
 from orchestrator.rollout._events import (
     EventSink,
@@ -45,6 +46,7 @@ from orchestrator.rollout._events import (
     WaveStarted,
 )
 from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
+from orchestrator.rollout._history import NO_HISTORY, RunHistory
 from orchestrator.rollout._ledger import RunLedger
 from orchestrator.rollout._outcome import PERIODIC_MODES
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
@@ -57,7 +59,13 @@ from orchestrator.rollout._results import (
 )
 from orchestrator.rollout._tracker import InvocationTracker
 from orchestrator.rollout._verify import verify_step
-from orchestrator.rollout._wave import ShapedWave, WaveRunner, shape_waves
+from orchestrator.rollout._wave import (
+    STOP_SEND_GRACE,
+    ShapedWave,
+    WaveRunner,
+    shape_waves,
+    single_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -76,7 +84,8 @@ class RolloutHooks(Protocol):
         ...
 
     async def after_wave(self, wave: WavePlan, results: Sequence[InstanceResult]) -> bool:
-        """Awaited after each wave that passed its gate; False stops the run."""
+        """Awaited after each wave that passed its gate, its verify, pause and approval,
+        with the wave's final results; False stops the run."""
         ...
 
 
@@ -102,12 +111,16 @@ async def run_rollout(
     hooks: RolloutHooks | None = None,
     order: Callable[[Sequence[Instance]], Sequence[Instance]] = keep_order,
     approver: Approver | None = None,
+    history: RunHistory = NO_HISTORY,
+    control: RunControl | None = None,
 ) -> RolloutResult:
     """Run `plan.command` on `instances` (the runnable targets), wave after wave.
 
     `order` puts the instances in the order waves and batches take them
     (`order_for(plan.order)`); `approver` answers the approvals the gates ask for
     (default: `Refuse`, so a run nobody can approve halts instead of hanging).
+    `history` is what an earlier attempt of this run did (a resume: the same plan,
+    instances and run id, so the same batches and tokens); `control` ends it early.
     Raises `QuotaTooSmall` before sending anything when the account's quotas cannot
     cover the run (verify runs included), unless `plan.limits.ignore_quota`. Returns the
     result of the whole run, halted or not; on cancellation or a tracking failure, emits
@@ -117,7 +130,7 @@ async def run_rollout(
     waves = shape_waves(plan, instances, order)
     limiter = client.rate_limiter
     before = limiter.stats() if limiter is not None else None  # the quota check counts too
-    if total and not plan.limits.ignore_quota:
+    if total and not plan.limits.ignore_quota and not history.batches:
         batches = sum(len(wave.plan.batches) for wave in waves)
         kept = batches if plan.command.keep_command else 0
         verified = sum(wave.plan.size for wave in waves if wave.config.verify is not None)
@@ -133,6 +146,8 @@ async def run_rollout(
         hooks=hooks if hooks is not None else NoHooks(),
         approver=approver if approver is not None else Refuse(),
         calls_before=before,
+        history=history,
+        control=control,
     )
     return await run.run()
 
@@ -153,6 +168,8 @@ class _Rollout:
         hooks: RolloutHooks,
         approver: Approver,
         calls_before: RateLimiterStats | None,
+        history: RunHistory,
+        control: RunControl | None,
     ) -> None:
         self._plan = plan
         self._client = client
@@ -163,6 +180,10 @@ class _Rollout:
         self._sink = sink
         self._hooks = hooks
         self._approver = approver
+        self._history = history
+        self._control = control
+        self._requested: Halt | None = None  # by `control`
+        self._between_scope: anyio.CancelScope | None = None
         self._limiter = client.rate_limiter
         self._ledger = RunLedger(sink)
         command = plan.command
@@ -186,6 +207,7 @@ class _Rollout:
             ledger=self._ledger,
             sink=sink,
             before_dispatch=hooks.before_dispatch,
+            history=history,
         )
         self._wave_runner = WaveRunner(
             dispatcher=self._dispatcher,
@@ -213,7 +235,7 @@ class _Rollout:
         )
         try:
             with listening:
-                halt = await self._waves_in_turn()
+                halt = await self._waves_under_control()
         except anyio.get_cancelled_exc_class():
             result = self._finish(Halt("interrupted", message="the run was cancelled"))
             self._sink(RunFinished(result, interrupted=True))
@@ -228,12 +250,67 @@ class _Rollout:
         self._sink(RunFinished(result))
         return result
 
+    async def _waves_under_control(self) -> Halt | None:
+        if self._control is None:
+            return await self._waves_in_turn()
+        if self._control.request is not Request.NONE:
+            self._apply(self._control)  # asked before it started: nothing may go out
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._obey, self._control)
+                halt = await self._waves_in_turn()
+                group.cancel_scope.cancel()
+        except BaseExceptionGroup as error:
+            raise single_error(error) from error
+        return halt
+
+    async def _obey(self, control: RunControl) -> None:
+        """Carry out the control's requests: dispatch stops at once (and the pause or
+        the approval being waited for ends); a stop also stops what runs."""
+        seen = Request.NONE
+        while True:
+            seen = await control.changed(seen)
+            self._apply(control)
+            if seen is Request.STOP:
+                with anyio.move_on_after(STOP_SEND_GRACE, shield=True):
+                    await self._tracker.stop_all()
+
+    def _apply(self, control: RunControl) -> None:
+        reason = "stopped" if control.request is Request.STOP else "interrupted"
+        halt = self._dispatcher.halt
+        if halt is None or halt.reason == "interrupted":  # a breach keeps its halt
+            self._requested = Halt(reason, message=control.reason)
+            self._dispatcher.halt = None
+            self._dispatcher.stop(self._requested)
+        if self._between_scope is not None:
+            self._between_scope.cancel()
+
     async def _waves_in_turn(self) -> Halt | None:
         for position, wave in enumerate(self._waves):
+            if wave.plan.index in self._history.passed_waves:
+                self._passed_before(wave)
+                continue
             halt = await self._one_wave(wave, last=position == len(self._waves) - 1)
+            # What the control asked for wins over what it caused (dispatch halted).
+            halt = self._requested or halt
             if halt is not None:
                 return halt
         return None
+
+    def _passed_before(self, wave: ShapedWave) -> None:
+        """A wave an earlier attempt of the run finished and passed: its results stand."""
+        shape = wave.plan
+        now = self._clock.now()
+        self._sink(WaveStarted(shape.index, shape.name, shape.size, len(shape.batches), now))
+        for result in self._prior(shape):
+            self._ledger.record(result)
+        self._times[shape.index] = (now, now)
+        self._wave_finished(shape)
+
+    def _prior(self, shape: WavePlan) -> list[InstanceResult]:
+        """The results an earlier attempt recorded for the instances of `shape`."""
+        known = self._history.results
+        return [known[i.instance_id] for i in shape.instances if i.instance_id in known]
 
     async def _one_wave(self, wave: ShapedWave, *, last: bool) -> Halt | None:
         shape, config = wave.plan, wave.config
@@ -246,7 +323,7 @@ class _Rollout:
             config.max_errors,
             count_undelivered=self._plan.count_undelivered,
         )
-        run = await self._wave_runner.run(wave, gate)
+        run = await self._wave_runner.run(wave, gate, prior=self._prior(shape))
         halt = self._dispatcher.halt
         if halt is not None:
             self._ledger.settle_not_sent(shape.instances, shape.name, _not_sent_reason(halt))
@@ -263,6 +340,12 @@ class _Rollout:
         self._wave_finished(shape)
         if decision.verdict is Verdict.BREACH:
             return Halt("breach", message=decision.summary(), wave=shape.name, decision=decision)
+        with anyio.CancelScope() as self._between_scope:
+            halt = await self._between(wave, decision, last=last)
+        self._between_scope = None
+        halt = self._requested or halt
+        if halt is not None:
+            return halt
         results = [
             self._ledger.results[i.instance_id]
             for i in shape.instances
@@ -270,7 +353,7 @@ class _Rollout:
         ]
         if not await self._hooks.after_wave(shape, results):
             return Halt("gate", message=f"a gate stopped the run after wave {shape.name!r}")
-        return await self._between(wave, decision, last=last)
+        return None
 
     def _wave_finished(self, shape: WavePlan) -> None:
         counts = _count(self._ledger, shape)
@@ -292,6 +375,7 @@ class _Rollout:
             cap=wave.cap,
             limits=self._plan.limits,
             before_dispatch=self._hooks.before_dispatch,
+            history=self._history,
         )
 
     async def _between(

@@ -111,9 +111,10 @@ class InvocationTracker:
         self._poke()
 
     def begin_wave(self) -> None:
-        """A wave starts: dispatch is under way again."""
+        """A wave starts: dispatch is under way again. (A stop of everything stays in
+        force: after a breach or `orchestrator stop` no wave starts, except the one a
+        stop-and-resume follows to stop what an earlier attempt sent.)"""
         self._dispatch_done = False
-        self._stop_all = False
 
     def dispatch_finished(self) -> None:
         """No more invocations will come in this wave."""

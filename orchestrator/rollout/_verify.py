@@ -13,7 +13,7 @@ makes the wave inconclusive: the rollout waits for a person, it never passes sil
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
@@ -24,6 +24,7 @@ from orchestrator.rollout._capacity import ExecutionSlots
 from orchestrator.rollout._dispatcher import Dispatcher
 from orchestrator.rollout._events import VerifyFinished, VerifyStarted, discard
 from orchestrator.rollout._gates import VerifyOutcome, verify_outcome
+from orchestrator.rollout._history import NO_HISTORY
 from orchestrator.rollout._ledger import RunLedger
 from orchestrator.rollout._results import InstanceResult, Outcome
 from orchestrator.rollout._tracker import InvocationTracker
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
     from orchestrator.rollout._dispatcher import BeforeDispatch
     from orchestrator.rollout._events import EventSink
     from orchestrator.rollout._gates import GateDecision, WaveGate
+    from orchestrator.rollout._history import RunHistory
+
+# The RunCommand `Name` of verify commands: a resume tells them from the run's own
+# invocations by it when it looks up a send whose answer was lost.
+VERIFY_COMMAND_NAME: Final = "orchestrator-verify"
 
 _log = structlog.get_logger(__name__)
 
@@ -93,8 +99,12 @@ async def run_verify(
     batch_size: int,
     delivery_timeout: float,
     before_dispatch: BeforeDispatch,
+    history: RunHistory = NO_HISTORY,
+    sink: EventSink = discard,
 ) -> VerifyReport:
-    """Run `verify` on the instances of `wave` whose result in `originals` SUCCEEDED."""
+    """Run `verify` on the instances of `wave` whose result in `originals` SUCCEEDED.
+    `sink` hears what became of each verify RunCommand (`BatchDispatched`,
+    `BatchRefused`: the journal records them); the verify results stay here."""
     targets = tuple(
         instance
         for instance in wave.instances
@@ -114,16 +124,22 @@ async def run_verify(
     )
     dispatcher = Dispatcher(
         client,
-        Command(content=verify.content, type=verify.type, timeout=verify.timeout),
+        Command(
+            content=verify.content,
+            type=verify.type,
+            timeout=verify.timeout,
+            name=VERIFY_COMMAND_NAME,
+        ),
         run_id=run_id,
         clock=clock,
         slots=slots,
         tracker=tracker,
         ledger=ledger,
-        sink=discard,
+        sink=sink,
         before_dispatch=before_dispatch,
         token_key=f"{run_id}/verify",
         purpose="verify",
+        history=history,
     )
     size = min(batch_size, cap) if cap else batch_size
     plan = WavePlan(wave.index, wave.name, targets, split_batches(wave.index, targets, size))
@@ -164,6 +180,7 @@ async def verify_step(
     cap: int | None,
     limits: Limits,
     before_dispatch: BeforeDispatch,
+    history: RunHistory = NO_HISTORY,
 ) -> GateDecision:
     """The verify of a wave that passed: run it, put its results in the run's `ledger`,
     count its failures against `gate`, and return the gate's decision after it."""
@@ -187,6 +204,8 @@ async def verify_step(
         batch_size=limits.batch_size,
         delivery_timeout=limits.delivery_timeout,
         before_dispatch=before_dispatch,
+        history=history,
+        sink=sink,
     )
     for result in report.results:
         ledger.replace(result)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from orchestrator.rollout._events import EventSink
     from orchestrator.rollout._gates import GateDecision, WaveGate
     from orchestrator.rollout._ledger import RunLedger
-    from orchestrator.rollout._results import Outcome
+    from orchestrator.rollout._results import InstanceResult, Outcome
     from orchestrator.rollout._tracker import InvocationTracker
 
 # Real seconds the StopInvocation calls after a breach may take: an I/O deadline, so an
@@ -112,8 +112,11 @@ class WaveRunner:
         self._clock = clock
         self._stop_in_flight = stop_in_flight
 
-    async def run(self, wave: ShapedWave, gate: WaveGate) -> WaveRun:
-        """Dispatch and track `wave` until every instance of it has an outcome."""
+    async def run(
+        self, wave: ShapedWave, gate: WaveGate, *, prior: Sequence[InstanceResult] = ()
+    ) -> WaveRun:
+        """Dispatch and track `wave` until every instance of it has an outcome. `prior`:
+        the results an earlier attempt of the run recorded; the gate counts them first."""
         self._slots.resize(wave.cap)
         outcome = WaveRun()
         breached = anyio.Event()
@@ -143,6 +146,8 @@ class WaveRunner:
         self._ledger.observe(observe)
         self._tracker.on_breach_stop = stops_sent
         try:
+            for result in prior:
+                self._ledger.record(result)
             await dispatch_and_track(
                 self._dispatcher,
                 self._tracker,
@@ -192,12 +197,12 @@ async def dispatch_and_track(
             await dispatcher.dispatch(wave)
             tracker.dispatch_finished()
     except BaseExceptionGroup as group_error:
-        raise _single(group_error) from group_error
+        raise single_error(group_error) from group_error
     if failures:
         raise failures[0]
 
 
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one real error inside nested task-group errors (cancellations aside)."""
     leaves: list[BaseException] = []
 
