@@ -18,7 +18,11 @@
     │   ├── Forbidden              403 that is not a quota: an operation not permitted
     │   └── InvalidParameter       400 validation errors: the request is wrong
     ├── TransportError             no answer from the endpoint (reset, timeout, refused)
-    └── Withdrawn                  the caller withdrew a call before it was sent
+    ├── Withdrawn                  the caller withdrew a call before it was sent
+    ├── JournalError               a run's journal cannot be used (missing, not a journal,
+    │                              from a newer orchestrator, created twice, unwritable)
+    └── RunLocked                  another live process holds the run (defined with the
+                                   lock, in `orchestrator.journal`: it carries the holder)
 
 `retryable` says whether sending the *same* request again may succeed. It is a fact
 about the error, so it lives on the error; which code belongs to which branch is an API
@@ -199,3 +203,7 @@ class TransportError(OrchestratorError):
 class Withdrawn(OrchestratorError):
     """A call was withdrawn before anything was sent (its `proceed` check said no, e.g. a
     gate breached while it waited for a rate-limit token). Nothing reached the endpoint."""
+
+
+class JournalError(OrchestratorError):
+    """A run's journal is missing, is not a journal, is newer than this code, or fails."""

@@ -28,6 +28,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ import anyio
 import orchestrator
 from orchestrator.clock import SystemClock
 from orchestrator.ecs import Credentials, EcsClient, RateLimiter
+from orchestrator.journal import RunHeader, create_journal, journal_path
 from orchestrator.plan import parse_plan
 from orchestrator.rollout import BatchDispatched, Outcome, _dispatcher, run_rollout
 from orchestrator.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
@@ -45,7 +47,9 @@ from orchestrator.targets import resolve
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from orchestrator.plan import Plan
     from orchestrator.rollout import Event, RolloutResult
+    from orchestrator.targets import Resolution
 
 # The quality bars (shared/design.md "Quality bars", the benchmark issue).
 TARGET_FRACTION = 0.95
@@ -242,6 +246,7 @@ class Figures:
     resolve_calls: dict[str, int] = field(default_factory=dict)
     rollout_calls: dict[str, int] = field(default_factory=dict)
     throttles: int = 0
+    journal_transactions: int = 0
     batches: int = 0
     bound_s: float = 0.0
     window_s: float = 0.0
@@ -306,19 +311,15 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
         if cfg.gc_freeze:
             gc.freeze()  # an experiment: full collections no longer scan these objects
         diag.round_trips.clear()  # from here on: the rollout's calls only
-        sink = DispatchTimes()
+        dispatched = DispatchTimes()
         started = time.perf_counter()
-        async with anyio.create_task_group() as ticker:
-            ticker.start_soon(diag.tick)
-            with diag.watching_gc():
-                result = await run_rollout(
-                    plan, client, resolution.runnable, run_id="bench", clock=clock, sink=sink
-                )
-            ticker.cancel_scope.cancel()
+        result, figures.journal_transactions = await journaled_rollout(
+            cfg, url, plan, client, resolution, sink=dispatched, diag=diag
+        )
         figures.rollout_s = time.perf_counter() - started
         async with session.get(f"{url}/_sim/stats") as response:
             figures.sim_stats = await response.json()
-    times = sink.times
+    times = dispatched.times
     figures.batches = len(times)
     figures.bound_s = figures.batches / cfg.run_command_qps
     if times:
@@ -334,6 +335,53 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
     figures.halt = f"{result.halt.reason} {result.halt.code}" if result.halt else ""
     figures.diagnostics = diag.lines()
     return result
+
+
+async def journaled_rollout(
+    cfg: Config,
+    url: str,
+    plan: Plan,
+    client: EcsClient,
+    resolution: Resolution,
+    *,
+    sink: DispatchTimes,
+    diag: Diagnostics,
+) -> tuple[RolloutResult, int]:
+    """The rollout, journaled as `orchestrator run` journals it (every ClientToken on
+    disk before its send); the result and the journal's transactions."""
+    header = RunHeader(
+        run_id="bench",
+        plan_name=plan.name,
+        plan_path="bench.yaml",
+        plan_text=plan_text(cfg),
+        plan_sha256="-",
+        target={"endpoint": url, "region": "cn-hangzhou"},
+        created_at=datetime.now(UTC),
+        instances=resolution.runnable,
+        skipped=resolution.skipped,
+        waves=(),
+    )
+    with tempfile.TemporaryDirectory() as state:
+        async with create_journal(journal_path(Path(state), "bench"), header) as journal:
+
+            def both(event: Event) -> None:
+                sink(event)
+                journal(event)
+
+            async with anyio.create_task_group() as ticker:
+                ticker.start_soon(diag.tick)
+                with diag.watching_gc():
+                    result = await run_rollout(
+                        plan,
+                        client,
+                        resolution.runnable,
+                        run_id="bench",
+                        clock=SystemClock(),  # the client paces on one as well
+                        sink=both,
+                        hooks=journal,
+                    )
+                ticker.cancel_scope.cancel()
+        return result, journal.transactions
 
 
 def describe(calls: dict[str, int], actions: tuple[str, ...] = ()) -> int:
@@ -383,7 +431,10 @@ def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) 
             f"resolve: {f.resolve_s:.1f} s, CPU {f.resolve_cpu_s:.1f} s, peak RSS after it "
             f"{f.resolve_peak_rss_mb:.1f} MB; {listed(f.resolve_calls)}"
         ),
-        f"rollout: {f.rollout_s:.1f} s; {listed(f.rollout_calls)}; throttled {f.throttles}",
+        (
+            f"rollout: {f.rollout_s:.1f} s; {listed(f.rollout_calls)}; throttled {f.throttles}; "
+            f"journal: {f.journal_transactions} transactions"
+        ),
         f"batches: {f.batches}; bound {f.bound_s:.2f} s (batches / RunCommand QPS)",
         (
             f"dispatch window (first to last BatchDispatched): {f.window_s:.2f} s "

@@ -1,0 +1,78 @@
+"""The run journal: every run's durable record, so a run can be resumed and watched.
+
+A run that dies half-way (Ctrl-C, SIGKILL, a lost connection, a reboot) must be resumed
+without running anything twice, and people must see how a run stands from another shell
+while it goes on. Both need the same thing: a record that is on disk before the action
+it describes, readable by another process at any moment. So each run keeps one SQLite
+file (`journal_path`: `<state dir>/runs/<run id>/journal.sqlite`) in WAL mode: the
+writer (`create_journal`, `reopen_journal`) records every ClientToken durably before its
+RunCommand leaves and every wave's results once its gate passed, buffers the other events
+and flushes them in one transaction at a time, off the event loop; readers
+(`read_journal`, `list_runs`) open it read-only and never wait for it, nor make it wait.
+`JournalRecord.history()` is what `orchestrator resume` hands the engine.
+
+One process at a time per run: `RunLock` (an exclusive `flock` on the run's lock file)
+keeps a second `run`/`resume`/`stop` of a run away while one holds it.
+
+Import from here; the `_modules` are private.
+"""
+
+from orchestrator.journal._lock import LOCK_FILE, LockHolder, RunLock, RunLocked, lock_holder
+from orchestrator.journal._reader import (
+    UNREADABLE,
+    BatchRow,
+    GateRow,
+    JournalRecord,
+    RunListing,
+    WaveState,
+    list_runs,
+    read_journal,
+)
+from orchestrator.journal._reconcile import find_lost_sends
+from orchestrator.journal._schema import (
+    JOURNAL_FILE,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    journal_path,
+    migrate,
+)
+from orchestrator.journal._writer import (
+    CREDENTIAL_WORDS,
+    FLUSH_EVERY,
+    RESUMABLE_HALTS,
+    JournalWriter,
+    RunHeader,
+    WaveRow,
+    create_journal,
+    reopen_journal,
+)
+
+__all__ = [
+    "CREDENTIAL_WORDS",
+    "FLUSH_EVERY",
+    "JOURNAL_FILE",
+    "LOCK_FILE",
+    "MIGRATIONS",
+    "RESUMABLE_HALTS",
+    "SCHEMA_VERSION",
+    "UNREADABLE",
+    "BatchRow",
+    "GateRow",
+    "JournalRecord",
+    "JournalWriter",
+    "LockHolder",
+    "RunHeader",
+    "RunListing",
+    "RunLock",
+    "RunLocked",
+    "WaveRow",
+    "WaveState",
+    "create_journal",
+    "find_lost_sends",
+    "journal_path",
+    "list_runs",
+    "lock_holder",
+    "migrate",
+    "read_journal",
+    "reopen_journal",
+]
