@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _rollout, _sim
+from orchestrator.cli import _approve, _instances, _rollout, _runs, _sim
 from orchestrator.rollout import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -15,8 +16,12 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "approve": _approve.approve,
     "instances": _instances.run,
     "plan": _rollout.dry_run,
+    "resume": _runs.resume,
     "run": _rollout.run,
+    "runs": _runs.runs,
     "sim": _sim.run,
+    "status": _runs.status,
+    "stop": _runs.stop,
     "validate": _rollout.validate,
 }
 
@@ -40,9 +45,33 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
 def _add_state_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--state-dir",
-        default=str(DEFAULT_STATE_DIR),
+        default=os.environ.get("ORCHESTRATOR_STATE_DIR", str(DEFAULT_STATE_DIR)),
         metavar="DIR",
-        help=f"where runs keep their state, e.g. approvals (default: {DEFAULT_STATE_DIR})",
+        help=f"where runs keep their journals, locks and approvals (default: {DEFAULT_STATE_DIR})",
+    )
+
+
+def _add_approvals(parser: argparse.ArgumentParser) -> None:
+    gates = parser.add_argument_group("approvals (waves with `approval: true`)")
+    gates.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="WAVE",
+        help="approve this wave up front (repeat for more waves)",
+    )
+    gates.add_argument(
+        "--approve-all", action="store_true", help="approve every wave up front (unattended CI)"
+    )
+    _add_state_dir(gates)
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="off a terminal: also a line per batch sent and per instance finished",
     )
 
 
@@ -65,18 +94,51 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start even if the daily invocation quota cannot cover the run",
     )
-    gates = run.add_argument_group("approvals (waves with `approval: true`)")
-    gates.add_argument(
-        "--approve",
-        action="append",
-        default=[],
-        metavar="WAVE",
-        help="approve this wave up front (repeat for more waves)",
+    _add_verbose(run)
+    _add_approvals(run)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue an interrupted run from its journal (nothing runs twice)",
+        description="Continue run RUN where it stopped: sent batches are followed by their "
+        "InvokeId, unanswered ones are sent again with their ClientToken, the rest is sent. "
+        "A finished run only prints its summary.",
     )
-    gates.add_argument(
-        "--approve-all", action="store_true", help="approve every wave up front (unattended CI)"
+    resume.add_argument("run", metavar="RUN", help="the run id")
+    resume.add_argument(
+        "--force",
+        action="store_true",
+        help="resume although the plan file changed (the plan recorded at the start runs)",
     )
-    _add_state_dir(gates)
+    _add_verbose(resume)
+    _add_approvals(resume)
+
+    status = commands.add_parser(
+        "status",
+        help="where a run stands (read-only; works while it runs)",
+        description="Show a run's state from its journal: waves, outcomes, what is in flight.",
+    )
+    status.add_argument("run", metavar="RUN", nargs="?", help="the run id (default: the latest)")
+    _add_state_dir(status)
+
+    runs = commands.add_parser("runs", help="list the runs in the state dir, newest first")
+    _add_state_dir(runs)
+
+    stop = commands.add_parser(
+        "stop",
+        help="stop a run: nothing more is sent, StopInvocation for what runs",
+        description="Ask the process running RUN to stop it and wait until it has; when "
+        "that process is gone, stop what the run sent, from here.",
+    )
+    stop.add_argument("run", metavar="RUN", help="the run id")
+    stop.add_argument(
+        "--wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the running process to stop (default 300)",
+    )
+    _add_state_dir(stop)
 
     approve = commands.add_parser(
         "approve",

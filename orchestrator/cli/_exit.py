@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator import errors
+from orchestrator.journal import RunLocked
 from orchestrator.sim import FleetError
 
 if TYPE_CHECKING:
@@ -30,14 +31,17 @@ class ExitCode(enum.IntEnum):
     API_ERROR = 4  # the API refused a call, or the endpoint could not be reached
     AUTH = 5  # no usable credentials, or the endpoint refused them
     QUOTA = 6  # an account quota would be or was exceeded
+    LOCKED = 7  # the run is in use by another process (run, resume or stop)
     INTERRUPTED = 130  # Ctrl-C
 
 
 def exit_code_for(error: errors.OrchestratorError) -> ExitCode:
     """The exit code for an error that ends a command."""
     match error:
-        case errors.PlanError():
+        case errors.PlanError() | errors.JournalError():
             return ExitCode.USAGE
+        case RunLocked():
+            return ExitCode.LOCKED
         case errors.CredentialsError() | errors.AuthError():
             return ExitCode.AUTH
         case errors.QuotaExceeded() | errors.QuotaTooSmall():

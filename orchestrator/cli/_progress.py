@@ -2,8 +2,9 @@
 
 On a terminal: one bar per wave, with its counts by outcome and its gate (counted errors
 of the threshold), redrawn in place so a 10,000-instance run never scrolls the screen.
-Elsewhere (a CI log): one line when a wave starts and one when it ends. Per-instance
-events are only counted, never printed. Gate steps are rare and decisive, so they are
+Elsewhere (a CI log): one line when a wave starts and one when it ends; with `verbose`,
+also one per batch sent and one per instance finished. Otherwise per-instance events are
+only counted, never printed. Gate steps are rare and decisive, so they are
 printed in both modes, one line each, with their numbers: the gate's decision, the breach
 and the stops it sent, verify, pauses (until when) and approvals (how to give one; the
 live display stands aside while a person is asked).
@@ -21,12 +22,12 @@ from orchestrator.rollout import (
     ApprovalDenied,
     ApprovalGranted,
     ApprovalRequested,
+    BatchDispatched,
     BreachStopSent,
     Event,
     GateDecided,
     GateEvaluated,
     InstanceFinished,
-    InstanceRejected,
     Outcome,
     RunFinished,
     Throttled,
@@ -61,9 +62,10 @@ def _counts_text(counts: Counter[Outcome]) -> str:
 class ProgressDisplay:
     """An `EventSink` that shows a rollout as it runs; use it as a context manager."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, verbose: bool = False) -> None:
         self._console = console
         self._live = console.is_terminal
+        self._verbose = verbose and not self._live
         self._progress = Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
@@ -101,10 +103,11 @@ class ProgressDisplay:
                 self._tasks[name] = self._progress.add_task(name, total=size, counts="")
                 if not self._live:
                     self._console.print(f"wave {name}: {size} instances in {batches} batches")
+            case BatchDispatched():
+                self._detail(event)
             case InstanceFinished(result=result):
                 self._count(result.wave, result.outcome)
-            case InstanceRejected(instance_id=_, code=_):
-                pass  # it arrives again as an InstanceFinished with outcome SKIPPED
+                self._detail(event)
             case Throttled():
                 self.throttles += 1
             case WaveFinished(name=name):
@@ -118,6 +121,21 @@ class ProgressDisplay:
                 self.finished = event
             case _:
                 self._gate_step(event)
+
+    def _detail(self, event: BatchDispatched | InstanceFinished) -> None:
+        """With `verbose`, off a terminal: a line per batch sent and instance finished."""
+        if not self._verbose:
+            return
+        if isinstance(event, BatchDispatched):
+            path = f".{event.split_path}" if event.split_path else ""
+            self._console.print(
+                f"batch {event.wave}/{event.batch}{path}: {len(event.instance_ids)} instances, "
+                f"{event.invoke_id}"
+            )
+        else:
+            result = event.result
+            code = "" if result.exit_code is None else f" exit {result.exit_code}"
+            self._console.print(f"{result.instance_id}: {result.outcome.value}{code}")
 
     def _gate_step(self, event: Event) -> None:
         """One line per gate step, on a terminal and in a log alike."""

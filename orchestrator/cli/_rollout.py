@@ -8,7 +8,9 @@ why, with the numbers. The dry run prints every wave's computed size, cap and th
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,13 +19,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli._approve import build_approver
+from orchestrator.cli._execute import Job, execute
 from orchestrator.cli._exit import ExitCode, make_console, run_async
-from orchestrator.cli._progress import ProgressDisplay
-from orchestrator.cli._summary import LISTED, print_summary
+from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
-from orchestrator.ecs import DEFAULT_RATES, codes
+from orchestrator.ecs import DEFAULT_RATES
+from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
 from orchestrator.plan import PlanError, load_plan
-from orchestrator.rollout import Outcome, order_for, run_rollout, shape_waves, threshold_text
+from orchestrator.rollout import NO_HISTORY, order_for, shape_waves, threshold_text
 from orchestrator.targets import Resolution, resolve
 
 if TYPE_CHECKING:
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from orchestrator.plan import Plan, Wave
-    from orchestrator.rollout import Halt, RolloutResult
 
 
 def _target(args: argparse.Namespace, plan: Plan) -> Target:
@@ -178,91 +180,80 @@ def dry_run(args: argparse.Namespace) -> int:
     return run_async(main)
 
 
-def _halt_exit_code(halt: Halt) -> ExitCode:
-    """A gate halts (3): a breach, a refused approval, a hook; the API refusing the run
-    is its own kind of failure."""
-    if halt.reason in {"gate", "breach", "denied"}:
-        return ExitCode.HALTED
-    kind = codes.kind_of(halt.code, 0) if halt.code else None
-    if kind is codes.ErrorKind.QUOTA:
-        return ExitCode.QUOTA
-    if kind is codes.ErrorKind.AUTH:
-        return ExitCode.AUTH
-    return ExitCode.API_ERROR
-
-
-def _exit_code(result: RolloutResult) -> ExitCode:
-    counts = result.counts()
-    if result.halt is not None:
-        return _halt_exit_code(result.halt)
-    ran = counts[Outcome.SUCCEEDED] + counts[Outcome.FAILED]
-    # Skipped instances (before dispatch, or refused by RunCommand) are reported but do
-    # not fail the run; a run in which nothing ran at all does.
-    bad = (
-        counts[Outcome.FAILED] + counts[Outcome.UNDELIVERED] + counts[Outcome.STOPPED]
-        + counts[Outcome.NOT_SENT]
-    )  # fmt: skip
-    if bad or not ran:
-        return ExitCode.FAILED
-    return ExitCode.OK
-
-
 def new_run_id(plan: Plan) -> str:
     """Readable and unique: the plan's name, the start time, and a random suffix."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{plan.name[:24]}-{stamp}-{secrets.token_hex(2)}"
 
 
+def plan_digest(text: str) -> str:
+    """The plan's identity in the journal: a resume refuses a changed plan file."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a plan: resolve, dispatch wave after wave, track, and summarise."""
+    """Run a plan: resolve, journal, dispatch wave after wave, track, and summarise."""
     console, errors = make_console(), make_console(stderr=True)
     plan = _load(args, errors)
     if plan is None:
         return ExitCode.USAGE
     if args.ignore_quota:
-        from dataclasses import replace  # noqa: PLC0415
-
         plan = replace(plan, limits=replace(plan.limits, ignore_quota=True))
-    display = ProgressDisplay(console)
+    text = Path(args.plan).read_text(encoding="utf-8")
+    plan_path = str(Path(args.plan).resolve())
+    run_id = new_run_id(plan)
+    state_dir = Path(args.state_dir)
+    run_dir = state_dir / "runs" / run_id
+    target = _target(args, plan)
 
     async def main() -> int:
-        run_id = new_run_id(plan)
-        async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
-            # The run id comes first: another shell needs it to approve a wave.
+        async with connect(target, rates=plan.limits.qps) as conn:
+            # The run id comes first: another shell needs it to approve or stop.
             console.print(
                 f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}"
             )
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             _print_resolution(console, resolution)
-            with display:
-                result = await run_rollout(
-                    plan,
-                    conn.client,
-                    resolution.runnable,
-                    run_id=run_id,
-                    clock=conn.clock,
-                    sink=display,
-                    order=order_for(plan.order),
-                    approver=build_approver(args, conn.clock, console),
-                )
-        print_summary(console, result.results, resolution.skipped, [w.name for w in result.waves])
-        if result.halt is not None:
-            halt = result.halt
-            console.print(
-                f"\n[bold red]halted ({halt.reason})[/]: {escape(halt.describe())}",
-                soft_wrap=True,
+            shaped = shape_waves(plan, resolution.runnable, order_for(plan.order))
+            header = RunHeader(
+                run_id=run_id,
+                plan_name=plan.name,
+                plan_path=plan_path,
+                plan_text=text,
+                plan_sha256=plan_digest(text),
+                target=target_record(target, conn.region, ignore_quota=args.ignore_quota),
+                created_at=datetime.now(UTC),
+                instances=resolution.runnable,
+                skipped=resolution.skipped,
+                waves=tuple(
+                    WaveRow(w.plan.index, w.plan.name, w.plan.size, len(w.plan.batches))
+                    for w in shaped
+                ),
             )
-        calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))
-        console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
-        return _exit_code(result)
+            job = Job(
+                run_id=run_id,
+                run_dir=run_dir,
+                plan=plan,
+                instances=resolution.runnable,
+                skipped=resolution.skipped,
+                history=NO_HISTORY,
+                approver=build_approver(args, conn.clock, console),
+                verbose=args.verbose,
+            )
+            with RunLock.acquire(run_dir, run_id):
+                async with create_journal(journal_path(state_dir, run_id), header) as journal:
+                    return await execute(job, conn, journal, console)
 
-    code = run_async(main)
-    if code == ExitCode.INTERRUPTED and display.finished is not None:
-        partial = display.finished.result
-        print_summary(console, partial.results, ())
-        if partial.in_flight:
-            console.print(
-                f"\n[yellow]{len(partial.in_flight)} instances were still running[/]: their "
-                "invocations go on; nothing more was dispatched"
-            )
-    return code
+    return run_async(main)
+
+
+def target_record(target: Target, region: str, *, ignore_quota: bool) -> dict[str, str | None]:
+    """Where the run's calls go, as the journal keeps it for a resume (never a secret:
+    credentials are resolved again from the environment or the profile)."""
+    return {
+        "endpoint": target.endpoint,
+        "region": region,
+        "sim": target.sim,
+        "profile": target.profile,
+        "ignore_quota": "true" if ignore_quota else None,
+    }

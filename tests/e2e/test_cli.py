@@ -24,6 +24,7 @@ def orchestrator(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     """Run `python -m orchestrator ARGS` with no credentials anywhere in reach."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
     env["HOME"] = str(home)
+    env["ORCHESTRATOR_STATE_DIR"] = str(home / "state")  # journals stay in the test's dir
     return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,
@@ -85,6 +86,7 @@ async def test_sim_server_prints_where_and_answers_signed_calls(tmp_path: Path):
     """`orchestrator sim` prints its URL and key; a client calls it; Ctrl-C stops it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
     env["HOME"] = str(tmp_path)
+    env["ORCHESTRATOR_STATE_DIR"] = str(tmp_path / "state")
     command = [
         sys.executable,
         "-m",

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.anyio
 def env_for(home: Path, sim: RunningSimulator | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
     env["HOME"] = str(home)
+    env["ORCHESTRATOR_STATE_DIR"] = str(home / "state")  # journals stay in the test's dir
     if sim is not None:
         env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = sim.access_key_id
         env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = sim.access_key_secret

@@ -24,6 +24,7 @@ def cli(
     """Run `python -m orchestrator ARGS`; with `sim`, credentials and endpoint point at it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
     env["HOME"] = str(home)
+    env["ORCHESTRATOR_STATE_DIR"] = str(home / "state")  # journals stay in the test's dir
     extra: list[str] = []
     if sim is not None:
         env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = sim.access_key_id
@@ -186,8 +187,9 @@ def test_readme_rollout_runs_against_the_embedded_simulator(tmp_path: Path):
 
 
 @pytest.mark.anyio
-async def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path: Path):
-    """SIGINT during a run: dispatching stops, what is known is summarised, exit 130."""
+async def test_ctrl_c_twice_exits_at_once_with_a_summary(tmp_path: Path):
+    """The first SIGINT stops dispatching and waits for what runs (10 minutes here); the
+    second exits at once: what is known is summarised, the resume command shown, 130."""
     from orchestrator.sim import serve  # noqa: PLC0415
 
     # Real-time agents that take a while, so the run is surely still going.
@@ -203,6 +205,7 @@ async def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path: Path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
         env |= {
             "HOME": str(tmp_path),
+            "ORCHESTRATOR_STATE_DIR": str(tmp_path / "state"),
             "ALIBABA_CLOUD_ACCESS_KEY_ID": sim.access_key_id,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sim.access_key_secret,
         }
@@ -229,7 +232,13 @@ async def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path: Path):
                 while sim.stats.count("RunCommand") == 0:
                     await anyio.wait_all_tasks_blocked()
                 process.send_signal(signal.SIGINT)
+                async for chunk in process.stdout:
+                    seen += chunk.decode()
+                    if "nothing more is sent" in seen:
+                        break
+                process.send_signal(signal.SIGINT)
                 rest = b"".join([chunk async for chunk in process.stdout]).decode()
                 assert await process.wait() == 130
         assert "Outcome by wave" in seen + rest
         assert "3 instances were still running" in seen + rest
+        assert "continue it with: orchestrator resume" in seen + rest

@@ -1,0 +1,199 @@
+"""The part `run`, `resume` and `stop` share: a journaled rollout under the operator's control.
+
+The rollout's events go to the live display and to the journal; the journal is also its
+hooks (each ClientToken is on disk before its RunCommand leaves). Two things can end it
+early from outside: signals (the first Ctrl-C or SIGTERM drains: nothing more is sent,
+what runs is followed to its end; the second exits at once, leaving a journal
+`orchestrator resume` continues from) and the stop marker `orchestrator stop RUN` writes
+into the run's directory (checked every second of the run's clock: nothing more is sent
+and StopInvocation goes to everything in flight).
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import anyio
+from rich.markup import escape
+
+from orchestrator.cli._exit import ExitCode, exit_code_for
+from orchestrator.cli._progress import ProgressDisplay
+from orchestrator.cli._summary import print_summary
+from orchestrator.ecs import codes
+from orchestrator.errors import OrchestratorError
+from orchestrator.rollout import (
+    Outcome,
+    RunControl,
+    order_for,
+    run_rollout,
+    single_error,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from orchestrator.cli._wiring import Connection
+    from orchestrator.clock import Clock
+    from orchestrator.ecs import Instance
+    from orchestrator.journal import JournalWriter
+    from orchestrator.plan import Plan
+    from orchestrator.rollout import Approver, Event, Halt, RolloutResult, RunHistory
+    from orchestrator.targets import Skipped
+
+STOP_MARKER: Final = "stop"
+CHECK_EVERY: Final = 1.0  # seconds of the run's clock between looks at the stop marker
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One attempt at a run: what to run, on what, and what an earlier attempt did."""
+
+    run_id: str
+    run_dir: Path
+    plan: Plan
+    instances: Sequence[Instance]
+    skipped: Sequence[Skipped]
+    history: RunHistory
+    approver: Approver
+    verbose: bool = False
+    stop_at_once: bool = False  # `orchestrator stop` of a run whose process is gone
+
+
+def request_stop(run_dir: Path, reason: str) -> Path:
+    """Ask the process running the run in `run_dir` to stop it (the marker it watches)."""
+    marker = run_dir / STOP_MARKER
+    marker.write_text(reason + "\n", encoding="utf-8")
+    return marker
+
+
+async def execute(job: Job, conn: Connection, journal: JournalWriter, console: Console) -> int:
+    """Run `job` to its end (or its interruption); print the summary; the exit code."""
+    display = ProgressDisplay(console, verbose=job.verbose)
+    control = RunControl()
+    if job.stop_at_once:
+        control.stop("stopped by orchestrator stop (its process was gone)")
+
+    def sink(event: Event) -> None:
+        display(event)
+        journal(event)
+
+    result: RolloutResult | None = None
+    try:
+        with anyio.CancelScope() as everything:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_obey_signals, control, everything, console, job.run_id)
+                group.start_soon(_watch_stop_marker, control, conn.clock, job.run_dir)
+                with display:
+                    result = await run_rollout(
+                        job.plan,
+                        conn.client,
+                        job.instances,
+                        run_id=job.run_id,
+                        clock=conn.clock,
+                        sink=sink,
+                        hooks=journal,
+                        order=order_for(job.plan.order),
+                        approver=job.approver,
+                        history=job.history,
+                        control=control,
+                    )
+                group.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        error = single_error(group)
+        if isinstance(error, OrchestratorError):  # e.g. the quota cannot cover the run
+            await journal.finish(exit_code_for(error))
+        raise error from group
+    if result is None:  # the second Ctrl-C
+        if display.finished is not None:
+            _print_interrupted(console, display.finished.result, job.run_id)
+        return ExitCode.INTERRUPTED
+    print_outcome(console, result, job.skipped)
+    code = exit_code(result)
+    await journal.finish(code)
+    if result.halt is not None and result.halt.reason in {"interrupted", "unanswered"}:
+        console.print(f"continue it with: orchestrator resume {job.run_id}")
+    return code
+
+
+def print_outcome(console: Console, result: RolloutResult, skipped: Sequence[Skipped]) -> None:
+    """The summary, why the run halted (with the numbers), and the API calls it made."""
+    print_summary(console, result.results, skipped, [w.name for w in result.waves])
+    if result.halt is not None:
+        halt = result.halt
+        console.print(
+            f"\n[bold red]halted ({halt.reason})[/]: {escape(halt.describe())}", soft_wrap=True
+        )
+    calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))
+    console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
+
+
+def _print_interrupted(console: Console, partial: RolloutResult, run_id: str) -> None:
+    print_summary(console, partial.results, ())
+    if partial.in_flight:
+        console.print(
+            f"\n[yellow]{len(partial.in_flight)} instances were still running[/]: their "
+            "invocations go on; nothing more was dispatched"
+        )
+    console.print(f"continue it with: orchestrator resume {run_id}")
+
+
+async def _obey_signals(
+    control: RunControl, everything: anyio.CancelScope, console: Console, run_id: str
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if control.request:
+                console.print("[yellow]interrupted again: exiting now[/]")
+                everything.cancel()
+                return
+            console.print(
+                "[yellow]interrupted: nothing more is sent; waiting for what runs to finish "
+                f"(again to exit now; `orchestrator resume {run_id}` continues)[/]",
+                soft_wrap=True,
+            )
+            control.drain("interrupted: dispatch stopped, what ran was followed to its end")
+
+
+async def _watch_stop_marker(control: RunControl, clock: Clock, run_dir: Path) -> None:
+    marker = run_dir / STOP_MARKER
+    while not marker.exists():
+        await clock.sleep(CHECK_EVERY)
+    reason = marker.read_text(encoding="utf-8").strip() or "stopped by orchestrator stop"
+    control.stop(reason)
+
+
+def halt_exit_code(halt: Halt) -> ExitCode:
+    """A gate or an operator halts (3), an interruption is 130; the API refusing the run
+    is its own kind of failure."""
+    if halt.reason in {"gate", "breach", "denied", "stopped"}:
+        return ExitCode.HALTED
+    if halt.reason == "interrupted":
+        return ExitCode.INTERRUPTED
+    kind = codes.kind_of(halt.code, 0) if halt.code else None
+    if kind is codes.ErrorKind.QUOTA:
+        return ExitCode.QUOTA
+    if kind is codes.ErrorKind.AUTH:
+        return ExitCode.AUTH
+    return ExitCode.API_ERROR
+
+
+def exit_code(result: RolloutResult) -> ExitCode:
+    """The exit code of a whole run."""
+    counts = result.counts()
+    if result.halt is not None:
+        return halt_exit_code(result.halt)
+    ran = counts[Outcome.SUCCEEDED] + counts[Outcome.FAILED]
+    # Skipped instances (before dispatch, or refused by RunCommand) are reported but do
+    # not fail the run; a run in which nothing ran at all does.
+    bad = (
+        counts[Outcome.FAILED] + counts[Outcome.UNDELIVERED] + counts[Outcome.STOPPED]
+        + counts[Outcome.NOT_SENT]
+    )  # fmt: skip
+    if bad or not ran:
+        return ExitCode.FAILED
+    return ExitCode.OK

@@ -1,0 +1,351 @@
+"""`orchestrator resume`, `status`, `runs` and `stop`: a run's journal, from any shell.
+
+`resume RUN` continues an interrupted run as recorded (the plan text and the instances
+in the journal, the same waves, batches and ClientTokens); a finished run only prints its
+summary. A changed plan file is refused unless `--force`, and even then the recorded plan
+runs: a resume never sends other commands than the run started with. A run against the
+embedded simulator cannot be resumed: the simulator's state ended with its process.
+`status` and `runs` only read. `stop RUN` asks the live process to stop (the stop
+marker) and waits for it; when that process is gone, it does the stopping itself: it
+takes the run over and follows every invocation the journal knows to its end, sending
+StopInvocation to what still runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.cli._approve import build_approver
+from orchestrator.cli._execute import Job, execute, request_stop
+from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._rollout import plan_digest
+from orchestrator.cli._summary import print_summary
+from orchestrator.cli._wiring import Target, connect
+from orchestrator.errors import JournalError
+from orchestrator.journal import (
+    JournalRecord,
+    RunLock,
+    find_lost_sends,
+    journal_path,
+    list_runs,
+    lock_holder,
+    read_journal,
+    reopen_journal,
+)
+from orchestrator.plan import PlanError, parse_plan
+from orchestrator.rollout import BatchState, Outcome, Refuse, order_for, shape_waves
+from orchestrator.rollout import client_token as token_of
+
+if TYPE_CHECKING:
+    import argparse
+
+    from rich.console import Console
+
+    from orchestrator.plan import Plan
+    from orchestrator.rollout import RunHistory
+
+STOP_WAIT: Final = 0.2  # real seconds between looks at a stopping run's lock
+
+
+def _record(args: argparse.Namespace, errors: Console) -> JournalRecord | None:
+    try:
+        return read_journal(journal_path(Path(args.state_dir), args.run))
+    except JournalError as exc:
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return None
+
+
+def _recorded_plan(record: JournalRecord, errors: Console) -> Plan | None:
+    header = record.header
+    try:
+        return parse_plan(header.plan_text, source=Path(header.plan_path))
+    except PlanError as exc:  # only a plan this version no longer accepts
+        errors.print(f"[bold red]error:[/] the recorded plan: {escape(str(exc))}", soft_wrap=True)
+        return None
+
+
+def _plan_changed(record: JournalRecord) -> str:
+    """Why the plan file is not the one the run started with ("" when it is)."""
+    path = Path(record.header.plan_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return f"the plan file {path} is gone"
+    if plan_digest(text) != record.header.plan_sha256:
+        return f"the plan file {path} changed since the run started"
+    return ""
+
+
+def _target_of(record: JournalRecord) -> Target:
+    target = record.header.target
+    return Target(
+        region=target.get("region"),
+        endpoint=target.get("endpoint"),
+        sim=target.get("sim"),
+        profile=target.get("profile"),
+    )
+
+
+def _check_batches(plan: Plan, record: JournalRecord) -> str:
+    """Whether the batches cut again match the recorded ones (the tokens depend on it)."""
+    run_id = record.header.run_id
+    shaped = shape_waves(plan, record.header.instances, order_for(plan.order))
+    expected = {
+        token_of(run_id, batch.wave, batch.index, ""): batch.instance_ids
+        for wave in shaped
+        for batch in wave.plan.batches
+    }
+    for row in record.batches:
+        if row.purpose != "run" or row.split_path:
+            continue
+        if expected.get(row.client_token) != tuple(row.instance_ids):
+            return f"batch {row.wave}/{row.batch} of the journal is not the batch cut again"
+    return ""
+
+
+def resume(args: argparse.Namespace) -> int:
+    """Continue an interrupted run from its journal."""
+    console, errors = make_console(), make_console(stderr=True)
+    record = _record(args, errors)
+    if record is None:
+        return ExitCode.USAGE
+    run_id = record.header.run_id
+    if record.state == "finished":
+        console.print(f"run {run_id} is finished; nothing to resume")
+        print_summary(console, tuple(record.results.values()), record.header.skipped)
+        if record.halt is not None:
+            console.print(f"\nhalted ({record.halt.reason}): {escape(record.halt_text)}")
+        return record.exit_code if record.exit_code is not None else ExitCode.OK
+    plan = _resumable_plan(args, record, errors)
+    if plan is None:
+        return ExitCode.USAGE
+    return _continue(args, record, plan, console, stop=False)
+
+
+def _resumable_plan(
+    args: argparse.Namespace, record: JournalRecord, errors: Console
+) -> Plan | None:
+    run_id = record.header.run_id
+    if record.header.target.get("sim") is not None:
+        errors.print(
+            f"[bold red]error:[/] run {run_id} ran against the embedded simulator, whose "
+            "state ended with its process: there is nothing to continue against",
+            soft_wrap=True,
+        )
+        return None
+    changed = _plan_changed(record)
+    if changed and not args.force:
+        errors.print(
+            f"[bold red]error:[/] {escape(changed)} (sha256 {record.header.plan_sha256[:12]}… "
+            "recorded). A resume runs the plan as recorded in the journal: pass --force to "
+            "go on with it anyway, or start a new run with the new plan",
+            soft_wrap=True,
+        )
+        return None
+    plan = _recorded_plan(record, errors)
+    if plan is None:
+        return None
+    if record.header.target.get("ignore_quota"):
+        plan = replace(plan, limits=replace(plan.limits, ignore_quota=True))
+    mismatch = _check_batches(plan, record)
+    if mismatch:
+        errors.print(f"[bold red]error:[/] cannot resume {run_id}: {mismatch}", soft_wrap=True)
+        return None
+    return plan
+
+
+def _continue(
+    args: argparse.Namespace, record: JournalRecord, plan: Plan, console: Console, *, stop: bool
+) -> int:
+    header = record.header
+    state_dir = Path(args.state_dir)
+    run_dir = state_dir / "runs" / header.run_id
+
+    async def main() -> int:
+        with RunLock.acquire(run_dir, header.run_id) as lock:
+            if lock.took_over is not None:
+                console.print(
+                    f"[dim]took over the lock of pid {lock.took_over.pid} on "
+                    f"{lock.took_over.host}: that process is gone[/]"
+                )
+            latest = read_journal(journal_path(state_dir, header.run_id))  # under the lock
+            async with connect(_target_of(latest), rates=plan.limits.qps) as conn:
+                verb = "stopping" if stop else "resuming"
+                console.print(
+                    f"run {header.run_id}: {verb} plan {plan.name} against {conn.description}"
+                )
+                history = await find_lost_sends(conn.client, latest)
+                _print_history(console, latest, history)
+                job = Job(
+                    run_id=header.run_id,
+                    run_dir=run_dir,
+                    plan=plan,
+                    instances=header.instances,
+                    skipped=header.skipped,
+                    history=history,
+                    # A stop asks nobody: it only follows what was sent to its end.
+                    approver=Refuse() if stop else build_approver(args, conn.clock, console),
+                    verbose=getattr(args, "verbose", False),
+                    stop_at_once=stop,
+                )
+                async with reopen_journal(journal_path(state_dir, header.run_id)) as journal:
+                    return await execute(job, conn, journal, console)
+
+    return run_async(main)
+
+
+def _print_history(console: Console, record: JournalRecord, history: RunHistory) -> None:
+    states = Counter(row.state for row in record.batches)
+    lost = states[BatchState.SENDING]
+    found = lost - sum(b.state is BatchState.SENDING for b in history.batches.values())
+    line = (
+        f"journal: {len(record.results)} of {len(record.header.instances)} instances have "
+        f"a result; {states[BatchState.ACCEPTED] + found} invocations to follow"
+    )
+    if lost:
+        line += f"; {lost} sends had no recorded answer, {found} of them found by lookup"
+    console.print(line)
+
+
+def status(args: argparse.Namespace) -> int:
+    """What a run is doing (or did), from its journal; read-only."""
+    console, errors = make_console(), make_console(stderr=True)
+    if args.run is None:
+        listed = list_runs(Path(args.state_dir))
+        if not listed:
+            errors.print(f"[bold red]error:[/] no runs under {escape(args.state_dir)}")
+            return ExitCode.USAGE
+        args.run = listed[0].run_id
+    record = _record(args, errors)
+    if record is None:
+        return ExitCode.USAGE
+    header = record.header
+    run_dir = Path(args.state_dir) / "runs" / header.run_id
+    console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
+    console.print(f"state: {_state_text(record, run_dir)}", soft_wrap=True)
+    console.print(
+        f"started {header.created_at:%Y-%m-%d %H:%M:%S}Z, last written "
+        f"{record.updated_at:%Y-%m-%d %H:%M:%S}Z"
+    )
+    table = Table(title="Waves", title_justify="left")
+    for column in ("wave", "size", "state", *(o.value for o in Outcome), "running"):
+        table.add_column(column, justify="left" if column in {"wave", "state"} else "right")
+    in_flight = _in_flight(record)
+    for wave in record.waves:
+        counts = wave.counts
+        running = sum(1 for _, w in in_flight if w == wave.index)
+        table.add_row(
+            wave.name,
+            str(wave.size),
+            wave.state,
+            *(str(counts.get(o, 0)) for o in Outcome),
+            str(running),
+        )
+    console.print(table)
+    states = Counter(row.state.value for row in record.batches)
+    console.print(
+        "batches: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none sent")
+    )
+    if record.halt is not None:
+        console.print(f"halted ({record.halt.reason}): {escape(record.halt_text)}")
+    return ExitCode.OK
+
+
+def _in_flight(record: JournalRecord) -> list[tuple[str, int]]:
+    """(instance, wave) sent in an accepted or unanswered run batch, with no result."""
+    found = []
+    for row in record.batches:
+        if row.purpose != "run" or row.state not in {BatchState.ACCEPTED, BatchState.SENDING}:
+            continue
+        found += [(i, row.wave) for i in row.instance_ids if i not in record.results]
+    return found
+
+
+def _state_text(record: JournalRecord, run_dir: Path) -> str:
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        return f"running (pid {holder.pid} on {holder.host})"
+    if record.state == "finished":
+        code = f", exit {record.exit_code}" if record.exit_code is not None else ""
+        return f"finished{code}"
+    how = "interrupted" if record.state == "interrupted" else "its process is gone"
+    return f"{how}: continue it with `orchestrator resume {record.header.run_id}`"
+
+
+def runs(args: argparse.Namespace) -> int:
+    """Every run under the state dir, newest first."""
+    console = make_console()
+    listed = list_runs(Path(args.state_dir))
+    if not listed:
+        console.print(f"no runs under {escape(args.state_dir)}")
+        return ExitCode.OK
+    table = Table()
+    for column in ("run", "plan", "started", "state", "instances", "results", "exit"):
+        table.add_column(column, justify="right" if column in {"instances", "exit"} else "left")
+    for run in listed:
+        alive = lock_holder(Path(args.state_dir) / "runs" / run.run_id) is not None
+        results = ", ".join(f"{n} {o.value}" for o, n in run.counts.items() if n)
+        table.add_row(
+            run.run_id,
+            run.plan_name,
+            f"{run.created_at:%Y-%m-%d %H:%M}" if run.created_at else "",
+            "running" if alive else run.state,
+            str(run.instances),
+            results,
+            "" if run.exit_code is None else str(run.exit_code),
+        )
+    console.print(table)
+    return ExitCode.OK
+
+
+def stop(args: argparse.Namespace) -> int:
+    """Stop a run: ask its live process, or, when it is gone, stop what it sent."""
+    console, errors = make_console(), make_console(stderr=True)
+    record = _record(args, errors)
+    if record is None:
+        return ExitCode.USAGE
+    run_id = record.header.run_id
+    run_dir = Path(args.state_dir) / "runs" / run_id
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        request_stop(run_dir, f"stopped by orchestrator stop (pid {os.getpid()})")
+        console.print(
+            f"asked pid {holder.pid} on {holder.host} to stop run {run_id}: nothing more is "
+            "sent and StopInvocation goes to what runs; waiting for it to end"
+        )
+        deadline = time.monotonic() + args.wait
+        while lock_holder(run_dir) is not None:
+            if time.monotonic() > deadline:
+                errors.print(
+                    f"run {run_id} is still stopping after {args.wait:g} s; "
+                    f"`orchestrator status {run_id}` shows where it is"
+                )
+                return ExitCode.API_ERROR
+            time.sleep(STOP_WAIT)  # another process's lock: nothing to wait on but time
+        final = _record(args, errors)
+        if final is not None:
+            console.print(f"run {run_id}: {_state_text(final, run_dir)}")
+        return ExitCode.OK
+    if record.state == "finished":
+        console.print(f"run {run_id} is finished; nothing to stop")
+        return ExitCode.OK
+    if record.header.target.get("sim") is not None:
+        console.print(
+            f"run {run_id} ran against the embedded simulator, which ended with its "
+            "process: nothing of it is running"
+        )
+        return ExitCode.OK
+    plan = _recorded_plan(record, errors)
+    if plan is None:
+        return ExitCode.USAGE
+    code = _continue(args, record, plan, console, stop=True)
+    # The run ends halted ("stopped"): that is this command's success.
+    return ExitCode.OK if code in {ExitCode.HALTED, ExitCode.OK, ExitCode.FAILED} else code
