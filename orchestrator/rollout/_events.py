@@ -1,19 +1,19 @@
 """What a rollout tells the world while it runs: frozen event dataclasses and the sink type.
 
 A run emits, in order: `RunStarted`; per wave `WaveStarted`, then `BatchDispatched`,
-`BatchRefused`, `InstanceRejected`, `Throttled`, `InstanceFinished` and `GateEvaluated`
-(each counted error, with the running numbers) as they happen, `BreachStopSent` if the wave breached
-and its in-flight invocations were stopped; then `VerifyStarted`/`VerifyFinished` (when
-the wave has `verify`), `GateDecided` (exactly one per wave that started: pass, breach
-or inconclusive, with the numbers) and `WaveFinished` (counts after verify); then,
-unless it is the last wave, `WavePaused` (with the time it ends) and
-`ApprovalRequested` followed by `ApprovalGranted` or `ApprovalDenied`; and last
-`RunFinished`, carrying the whole `RolloutResult` (also when the run was interrupted:
-that is how a caller gets the partial result). The last wave has no pause and no
-approval after it (an inconclusive verify still asks for one). An `EventSink` is
-a plain synchronous callable that must not block and never awaits: progress display,
-report builders, structured logs and tests are all sinks. `RecordingSink` keeps every
-event in a list, for tests and post-mortems.
+`BatchRefused`, `InstanceRejected`, `Throttled`, `InstanceOutput`, `InstanceFinished` and
+`GateEvaluated` (each counted error, with the running numbers) as they happen,
+`BreachStopSent` if the wave breached and its in-flight invocations were stopped; then
+`VerifyStarted`/`VerifyFinished` (when the wave has `verify`), `GateDecided` (exactly one
+per wave that started: pass, breach or inconclusive, with the numbers) and `WaveFinished`
+(counts after verify); then, unless it is the last wave, `WavePaused` (with the time it
+ends) and `ApprovalRequested` followed by `ApprovalGranted` or `ApprovalDenied`; and last
+`RunFinished`, carrying the whole `RolloutResult` (also when the run was interrupted: that
+is how a caller gets the partial result). The last wave has no pause and no approval after
+it (an inconclusive verify still asks for one). An `EventSink` is a plain synchronous
+callable that must not block and never awaits: progress display, report builders,
+structured logs and tests are all sinks. `RecordingSink` keeps every event in a list, for
+tests and post-mortems.
 """
 
 from __future__ import annotations
@@ -98,6 +98,19 @@ class InstanceFinished:
     """One instance reached its final state (any Outcome but NOT_SENT)."""
 
     result: InstanceResult
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceOutput:
+    """The whole output the API returned for one instance of the run's command (before
+    it is cut to the result's head and tail), and the bytes the API itself dropped.
+    Emitted just before the instance's `InstanceFinished`; a sink that keeps outputs
+    (`--output-dir`) writes it somewhere, others ignore it."""
+
+    instance_id: str
+    wave: str
+    output: str
+    dropped: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +240,7 @@ Event = (
     | BatchDispatched
     | BatchRefused
     | InstanceRejected
+    | InstanceOutput
     | InstanceFinished
     | Throttled
     | WaveFinished

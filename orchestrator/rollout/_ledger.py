@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.rollout._events import InstanceFinished
+from orchestrator.rollout._events import InstanceFinished, InstanceOutput
 from orchestrator.rollout._results import InstanceResult, Outcome
 
 if TYPE_CHECKING:
@@ -51,6 +51,11 @@ class RunLedger:
         self._sending -= ids
         if accepted:
             self._accepted |= ids
+
+    def output(self, instance_id: str, wave: str, text: str, dropped: int) -> None:
+        """The whole output of an instance, before its result cuts it (to the sink)."""
+        if instance_id not in self.results:
+            self._sink(InstanceOutput(instance_id, wave, text, dropped))
 
     def record(self, result: InstanceResult) -> None:
         """An instance's final result (first one wins); emitted unless NOT_SENT."""

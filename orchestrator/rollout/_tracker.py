@@ -356,6 +356,10 @@ class InvocationTracker:
             }
             for instance in watched.instances.values():
                 record = records.get(instance.instance.instance_id)
+                if record is not None and record.output:
+                    self._ledger.output(
+                        record.instance_id, watched.wave, record.output, record.dropped
+                    )
                 self._ledger.record(self._result(watched, instance, record))
             del self._active[watched.invoke_id]
             changed = True
