@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Final, assert_never
 
@@ -383,10 +383,10 @@ def _write_header(connection: sqlite3.Connection, header: RunHeader) -> None:
     )
     connection.executemany(
         "INSERT INTO instances (instance_id, position, instance) VALUES (?, ?, ?)",
-        [
+        (  # a generator: 100,000 encoded instances are never all in memory at once
             (instance.instance_id, position, dumps(encode_instance(instance)))
             for position, instance in enumerate(header.instances)
-        ],
+        ),
     )
     connection.executemany(
         "INSERT INTO skipped (instance_id, position, skipped) VALUES (?, ?, ?)",
@@ -421,11 +421,13 @@ def _write(connection: sqlite3.Connection, items: Sequence[_Item]) -> None:
     """One transaction for `items`, in order; consecutive rows of one statement go in
     one `executemany`."""
     now = _now()
-    statements = [row for item in items for row in _statements(item, now)]
-    statements.append((_TOUCH, (now,)))
+    # Streamed, never listed: a wave's or a run's results are encoded row by row as
+    # SQLite takes them (at 100,000 instances a list of them costs tens of megabytes).
+    statements = chain((row for item in items for row in _statements(item, now)),
+                       [(_TOUCH, (now,))])  # fmt: skip
     with transaction(connection):
         for sql, rows in groupby(statements, key=itemgetter(0)):
-            connection.executemany(sql, [params for _, params in rows])
+            connection.executemany(sql, (params for _, params in rows))
 
 
 def _statements(item: _Item, now: str) -> Iterator[_Statement]:
@@ -476,8 +478,14 @@ def _run_finished(event: RunFinished, now: str) -> Iterator[_Statement]:
     halt = result.halt
     resumable = event.interrupted or (halt is not None and halt.reason in RESUMABLE_HALTS)
     for instance in result.results:
-        # An interrupted run's NOT_SENT instances are not sent *yet*: a resume sends them.
-        if not (resumable and instance.outcome is Outcome.NOT_SENT):
+        # Every other result was written as it came (InstanceFinished, a passed wave's
+        # after_wave); left are the NOT_SENT ones and the verify merges of a wave that did
+        # not pass. An interrupted run's NOT_SENT instances are not sent *yet*: a resume
+        # sends them.
+        if instance.outcome is Outcome.NOT_SENT:
+            if not resumable:
+                yield _result_row(instance)
+        elif instance.verify is not None:
             yield _result_row(instance)
     finished_at = now if result.finished_at is None else encode_time(result.finished_at)
     yield (
