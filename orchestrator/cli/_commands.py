@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Final
 
 from orchestrator.cli import _approve, _instances, _rollout, _runs, _sim
+from orchestrator.cli._logging import configure_logging
 from orchestrator.rollout import DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
@@ -66,12 +67,34 @@ def _add_approvals(parser: argparse.ArgumentParser) -> None:
     _add_state_dir(gates)
 
 
-def _add_verbose(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    shown = parser.add_argument_group("output (docs/logging.md, docs/report-format.md)")
+    shown.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto (default): a live display on a terminal, JSON lines on stderr elsewhere",
+    )
+    loudness = shown.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings, errors and the summary"
+    )
+    loudness.add_argument(
         "-v",
         "--verbose",
         action="store_true",
-        help="off a terminal: also a line per batch sent and per instance finished",
+        help="also a line per batch sent and per instance finished",
+    )
+    shown.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        help="write report.json, junit.xml and summary.md there "
+        "(summary.md is also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    shown.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="keep every instance's whole output as DIR/<wave>/<instance>.log (1 MiB each)",
     )
 
 
@@ -94,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start even if the daily invocation quota cannot cover the run",
     )
-    _add_verbose(run)
+    _add_output_options(run)
     _add_approvals(run)
 
     resume = commands.add_parser(
@@ -110,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resume although the plan file changed (the plan recorded at the start runs)",
     )
-    _add_verbose(resume)
+    _add_output_options(resume)
     _add_approvals(resume)
 
     status = commands.add_parser(
@@ -199,4 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    # Library warnings as readable lines on stderr; `run` and `resume` choose again.
+    configure_logging(fmt="console", verbosity=0)
     return _COMMANDS[args.command](args)

@@ -12,15 +12,14 @@ and StopInvocation goes to everything in flight).
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 import anyio
-from rich.markup import escape
 
 from orchestrator.cli._exit import ExitCode, exit_code_for
-from orchestrator.cli._progress import ProgressDisplay
-from orchestrator.cli._summary import print_summary
+from orchestrator.cli._logging import register_secret
+from orchestrator.cli._outputs import OutputOptions, RunOutputs
 from orchestrator.ecs import codes
 from orchestrator.errors import OrchestratorError
 from orchestrator.rollout import (
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
     from orchestrator.ecs import Instance
     from orchestrator.journal import JournalWriter
     from orchestrator.plan import Plan
+    from orchestrator.report import RunFacts
     from orchestrator.rollout import Approver, Event, Halt, RolloutResult, RunHistory
     from orchestrator.targets import Skipped
 
@@ -51,7 +51,8 @@ CHECK_EVERY: Final = 1.0  # seconds of the run's clock between looks at the stop
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One attempt at a run: what to run, on what, and what an earlier attempt did."""
+    """One attempt at a run: what to run, on what, what an earlier attempt did, and what
+    to show and write (`outputs`, `facts`: the reports' plan and target)."""
 
     run_id: str
     run_dir: Path
@@ -60,7 +61,8 @@ class Job:
     skipped: Sequence[Skipped]
     history: RunHistory
     approver: Approver
-    verbose: bool = False
+    facts: RunFacts
+    outputs: OutputOptions = field(default_factory=OutputOptions)
     stop_at_once: bool = False  # `orchestrator stop` of a run whose process is gone
 
 
@@ -72,14 +74,23 @@ def request_stop(run_dir: Path, reason: str) -> Path:
 
 
 async def execute(job: Job, conn: Connection, journal: JournalWriter, console: Console) -> int:
-    """Run `job` to its end (or its interruption); print the summary; the exit code."""
-    display = ProgressDisplay(console, verbose=job.verbose)
+    """Run `job` to its end (or its interruption); print the summary, write the reports;
+    the exit code."""
+    for secret in conn.secrets:
+        register_secret(secret)
+    limiter = conn.client.rate_limiter
+    outputs = RunOutputs(
+        job.outputs,
+        console,
+        clock=conn.clock,
+        api_calls=(lambda: sum(limiter.stats().calls.values())) if limiter else None,
+    )
     control = RunControl()
     if job.stop_at_once:
         control.stop("stopped by orchestrator stop (its process was gone)")
 
     def sink(event: Event) -> None:
-        display(event)
+        outputs(event)
         journal(event)
 
     result: RolloutResult | None = None
@@ -88,7 +99,7 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
             async with anyio.create_task_group() as group:
                 group.start_soon(_obey_signals, control, everything, console, job.run_id)
                 group.start_soon(_watch_stop_marker, control, conn.clock, job.run_dir)
-                with display:
+                with outputs:
                     result = await run_rollout(
                         job.plan,
                         conn.client,
@@ -108,38 +119,19 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
         if isinstance(error, OrchestratorError):  # e.g. the quota cannot cover the run
             await journal.finish(exit_code_for(error))
         raise error from group
-    if result is None:  # the second Ctrl-C
-        if display.finished is not None:
-            _print_interrupted(console, display.finished.result, job.run_id)
-        return ExitCode.INTERRUPTED
-    print_outcome(console, result, job.skipped)
-    code = exit_code(result)
+    code = exit_code(result) if result is not None else ExitCode.INTERRUPTED  # 2nd Ctrl-C
     await journal.finish(code)
-    if result.halt is not None and result.halt.reason in {"interrupted", "unanswered"}:
-        console.print(f"continue it with: orchestrator resume {job.run_id}")
-    return code
-
-
-def print_outcome(console: Console, result: RolloutResult, skipped: Sequence[Skipped]) -> None:
-    """The summary, why the run halted (with the numbers), and the API calls it made."""
-    print_summary(console, result.results, skipped, [w.name for w in result.waves])
-    if result.halt is not None:
-        halt = result.halt
-        console.print(
-            f"\n[bold red]halted ({halt.reason})[/]: {escape(halt.describe())}", soft_wrap=True
-        )
-    calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))
-    console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
-
-
-def _print_interrupted(console: Console, partial: RolloutResult, run_id: str) -> None:
-    print_summary(console, partial.results, ())
-    if partial.in_flight:
+    outputs.finish(replace(job.facts, exit_code=code), job.skipped)
+    partial = outputs.collector.result
+    if result is None and partial is not None and partial.in_flight:
         console.print(
             f"\n[yellow]{len(partial.in_flight)} instances were still running[/]: their "
             "invocations go on; nothing more was dispatched"
         )
-    console.print(f"continue it with: orchestrator resume {run_id}")
+    halt = result.halt if result is not None else None
+    if result is None or (halt is not None and halt.reason in {"interrupted", "unanswered"}):
+        console.print(f"continue it with: orchestrator resume {job.run_id}")
+    return code
 
 
 async def _obey_signals(

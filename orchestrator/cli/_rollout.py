@@ -21,11 +21,13 @@ from rich.table import Table
 from orchestrator.cli._approve import build_approver
 from orchestrator.cli._execute import Job, execute
 from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.ecs import DEFAULT_RATES
 from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
 from orchestrator.plan import PlanError, load_plan
+from orchestrator.report import RunFacts
 from orchestrator.rollout import NO_HISTORY, order_for, shape_waves, threshold_text
 from orchestrator.targets import Resolution, resolve
 
@@ -210,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         async with connect(target, rates=plan.limits.qps) as conn:
             # The run id comes first: another shell needs it to approve or stop.
             console.print(
-                f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}"
+                f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}",
+                soft_wrap=True,  # one line: scripts and other shells read the run id from it
             )
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             _print_resolution(console, resolution)
@@ -238,7 +241,17 @@ def run(args: argparse.Namespace) -> int:
                 skipped=resolution.skipped,
                 history=NO_HISTORY,
                 approver=build_approver(args, conn.clock, console),
-                verbose=args.verbose,
+                facts=RunFacts(
+                    run_id=run_id,
+                    plan=plan,
+                    plan_path=plan_path,
+                    plan_sha256=header.plan_sha256,
+                    region=conn.region,
+                    endpoint=conn.endpoint,
+                    resolution=resolution,
+                    exit_code=0,
+                ),
+                outputs=OutputOptions.of(args),
             )
             with RunLock.acquire(run_dir, run_id):
                 async with create_journal(journal_path(state_dir, run_id), header) as journal:

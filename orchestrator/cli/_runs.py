@@ -26,6 +26,7 @@ from rich.table import Table
 from orchestrator.cli._approve import build_approver
 from orchestrator.cli._execute import Job, execute, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._rollout import plan_digest
 from orchestrator.cli._summary import print_summary
 from orchestrator.cli._wiring import Target, connect
@@ -41,6 +42,7 @@ from orchestrator.journal import (
     reopen_journal,
 )
 from orchestrator.plan import PlanError, parse_plan
+from orchestrator.report import RunFacts
 from orchestrator.rollout import BatchState, Outcome, Refuse, order_for, shape_waves
 from orchestrator.rollout import client_token as token_of
 
@@ -193,7 +195,17 @@ def _continue(
                     history=history,
                     # A stop asks nobody: it only follows what was sent to its end.
                     approver=Refuse() if stop else build_approver(args, conn.clock, console),
-                    verbose=getattr(args, "verbose", False),
+                    facts=RunFacts(
+                        run_id=header.run_id,
+                        plan=plan,
+                        plan_path=header.plan_path,
+                        plan_sha256=header.plan_sha256,
+                        region=conn.region,
+                        endpoint=conn.endpoint,
+                        resolution=None,
+                        exit_code=0,
+                    ),
+                    outputs=OutputOptions.of(args),
                     stop_at_once=stop,
                 )
                 async with reopen_journal(journal_path(state_dir, header.run_id)) as journal:

@@ -90,10 +90,17 @@ def print_summary(
     results: Sequence[InstanceResult],
     skipped: Iterable[Skipped],
     waves: Sequence[str] = (),
+    *,
+    groups: Sequence[str] = (),
 ) -> None:
-    """The counts, then each instance that did not succeed, with why."""
+    """The counts, the output groups (`groups`, already capped: instances whose output
+    and exit code are the same, counted), then each instance that did not succeed."""
     skipped = tuple(skipped)
     console.print(counts_table(results, skipped, waves))
+    if groups:
+        console.print("\n[bold]Outputs[/] (instances with the same exit code and output)")
+        for line in groups:
+            console.print(f"  {line}", soft_wrap=True)
 
     failed = [_failed_line(r) for r in results if r.outcome is Outcome.FAILED]
     _capped(failed, console, "[red]Failed[/]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,9 @@ class Connection:
     clock: Clock
     region: str
     description: str
+    endpoint: str
+    # The credential's secret parts, for the log redactor only: never printed or stored.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 @asynccontextmanager
@@ -80,6 +83,8 @@ async def connect(
                 rate_limiter=RateLimiter(clock, rates),
             )
             description = f"simulator at {sim.url} ({target.sim or 'demo fleet'})"
+            endpoint = sim.url
+            secrets: tuple[str, ...] = (sim.access_key_secret,)
         else:
             resolved = resolve_credentials(environ=os.environ, profile=target.profile)
             region = (
@@ -103,4 +108,16 @@ async def connect(
                 rate_limiter=RateLimiter(clock, rates),
             )
             description = endpoint
-        yield Connection(client=client, clock=clock, region=region, description=description)
+            token = resolved.credentials.security_token
+            secrets = (
+                resolved.credentials.access_key_secret.reveal(),
+                *((token.reveal(),) if token is not None else ()),
+            )
+        yield Connection(
+            client=client,
+            clock=clock,
+            region=region,
+            description=description,
+            endpoint=endpoint,
+            secrets=secrets,
+        )

@@ -38,6 +38,8 @@ def env_for(home: Path, sim: RunningSimulator | None) -> dict[str, str]:
 
 def command(*args: str, sim: RunningSimulator | None = None) -> list[str]:
     extra = ["--endpoint", sim.url, "--region", sim.region] if sim is not None else []
+    if args[0] == "run":  # these tests read the gate lines people read
+        extra += ["--log-format", "console"]
     return [sys.executable, "-m", "orchestrator", *args, *extra]
 
 

@@ -167,7 +167,8 @@ async def test_a_changed_plan_is_refused_unless_forced(tmp_path: Path, slow: Run
     --force resumes the plan as recorded (the edit is not what runs)."""
     plan = plan_file(tmp_path)
     async with await anyio.open_process(
-        command("run", str(plan), "-v", sim=slow), env=env_for(tmp_path, slow)
+        command("run", str(plan), "-v", "--log-format", "console", sim=slow),
+        env=env_for(tmp_path, slow),
     ) as process:
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)
@@ -216,7 +217,8 @@ async def test_a_second_run_process_on_a_locked_run_exits_7(
 
 async def test_resuming_an_embedded_simulator_run_is_refused(tmp_path: Path):
     async with await anyio.open_process(
-        command("run", str(plan_file(tmp_path)), "--sim", "-v"), env=env_for(tmp_path)
+        command("run", str(plan_file(tmp_path)), "--sim", "-v", "--log-format", "console"),
+        env=env_for(tmp_path),
     ) as process:
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)
@@ -230,7 +232,8 @@ async def test_stop_when_the_process_is_gone_stops_what_it_sent(
     tmp_path: Path, slow: RunningSimulator
 ):
     async with await anyio.open_process(
-        command("run", str(plan_file(tmp_path)), "-v", sim=slow), env=env_for(tmp_path, slow)
+        command("run", str(plan_file(tmp_path)), "-v", "--log-format", "console", sim=slow),
+        env=env_for(tmp_path, slow),
     ) as process:
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)
@@ -253,7 +256,8 @@ async def test_the_first_ctrl_c_drains_and_a_resume_does_the_rest(
     """SIGINT after the canary's batch: no more batches, the canary's instances finish
     and are recorded, exit 130; `resume` runs the rest; every instance once."""
     async with await anyio.open_process(
-        command("run", str(plan_file(tmp_path)), "-v", sim=quick), env=env_for(tmp_path, quick)
+        command("run", str(plan_file(tmp_path)), "-v", "--log-format", "console", sim=quick),
+        env=env_for(tmp_path, quick),
     ) as process:
         seen = await until_line(process, "batch 0/0")
         process.send_signal(signal.SIGINT)

@@ -3,6 +3,7 @@ test owns (so it can count the calls), or the embedded one: exit codes and outpu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -179,10 +180,14 @@ async def test_quota_refused_part_way_halts_with_exit_6(tmp_path: Path):
 
 
 def test_readme_rollout_runs_against_the_embedded_simulator(tmp_path: Path):
-    """README's first command: the canary-then-full plan on the demo fleet, exit 0."""
+    """README's first command: the canary-then-full plan on the demo fleet, exit 0. Off a
+    terminal the progress is JSON lines on stderr (never a bar), the summary on stdout."""
     done = cli("run", "plans/canary-then-full.yaml", "--sim", home=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "wave canary" in done.stdout
+    events = [json.loads(line) for line in done.stderr.splitlines()]
+    started = [e for e in events if e["event"] == "wave.started"]
+    assert [e["wave"] for e in started] == ["canary", "early", "rest"]
+    assert events[-1]["event"] == "run.finished"
     assert "Outcome by wave" in done.stdout
 
 
@@ -215,6 +220,8 @@ async def test_ctrl_c_twice_exits_at_once_with_a_summary(tmp_path: Path):
             "orchestrator",
             "run",
             str(plan),
+            "--log-format",
+            "console",
             "--endpoint",
             sim.url,
             "--region",

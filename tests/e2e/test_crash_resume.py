@@ -141,7 +141,18 @@ async def one_round(seed: int, tmp_path: Path) -> Kill:
         )
         env = env_for(home, sim)
         async with await anyio.open_process(
-            cli("run", str(plan), "-v", "--endpoint", sim.url, "--region", sim.region, state=state),
+            cli(
+                "run",
+                str(plan),
+                "-v",
+                "--log-format",
+                "console",
+                "--endpoint",
+                sim.url,
+                "--region",
+                sim.region,
+                state=state,
+            ),
             env=env,
             stderr=None,
         ) as process:

@@ -9,7 +9,9 @@ import pytest
 PUBLIC = [
     "orchestrator",
     "orchestrator.ecs",
+    "orchestrator.journal",
     "orchestrator.plan",
+    "orchestrator.report",
     "orchestrator.rollout",
     "orchestrator.sim",
     "orchestrator.testing",
