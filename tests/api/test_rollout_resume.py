@@ -144,6 +144,34 @@ async def resumed(
         )
 
 
+async def asked_after_first_batch(
+    env: Simulated,
+    plan: Plan,
+    instances: Sequence[Instance],
+    path: Path,
+    ask: Callable[[RunControl], None],
+) -> RolloutResult:
+    """A journaled run whose control is asked (drain, stop) at its first accepted batch."""
+    control = RunControl()
+    async with create_journal(path, header(plan, instances)) as journal:
+
+        def sink(event: Event) -> None:
+            journal(event)
+            if isinstance(event, BatchDispatched):
+                ask(control)
+
+        return await run_rollout(
+            plan,
+            env.client,
+            instances,
+            run_id=RUN,
+            clock=env.clock,
+            sink=sink,
+            hooks=journal,
+            control=control,
+        )
+
+
 def nth_batch(n: int) -> Callable[[Event], bool]:
     seen = 0
 
@@ -284,26 +312,9 @@ async def test_a_drain_lets_what_runs_finish_and_a_resume_does_the_rest(tmp_path
     is left in flight), the journal says interrupted; the resume runs the rest once."""
     path = tmp_path / "journal.sqlite"
     plan = two_waves()
-    control = RunControl()
     async with simulated(fleet_yaml(50)) as env:
         instances = await runnable(env.client)
-        async with create_journal(path, header(plan, instances)) as journal:
-
-            def sink(event: Event) -> None:
-                journal(event)
-                if isinstance(event, BatchDispatched):
-                    control.drain()
-
-            result = await run_rollout(
-                plan,
-                env.client,
-                instances,
-                run_id=RUN,
-                clock=env.clock,
-                sink=sink,
-                hooks=journal,
-                control=control,
-            )
+        result = await asked_after_first_batch(env, plan, instances, path, RunControl.drain)
         assert result.halt is not None
         assert result.halt.reason == "interrupted"
         assert not result.in_flight
@@ -323,26 +334,9 @@ async def test_a_stop_sends_stop_invocation_to_what_runs(tmp_path: Path):
     run ends halted ("stopped") and finished in the journal."""
     path = tmp_path / "journal.sqlite"
     plan = two_waves()
-    control = RunControl()
     async with simulated(fleet_yaml(30, duration=600)) as env:
         instances = await runnable(env.client)
-        async with create_journal(path, header(plan, instances)) as journal:
-
-            def sink(event: Event) -> None:
-                journal(event)
-                if isinstance(event, BatchDispatched):
-                    control.stop()
-
-            result = await run_rollout(
-                plan,
-                env.client,
-                instances,
-                run_id=RUN,
-                clock=env.clock,
-                sink=sink,
-                hooks=journal,
-                control=control,
-            )
+        result = await asked_after_first_batch(env, plan, instances, path, RunControl.stop)
         assert result.halt is not None
         assert result.halt.reason == "stopped"
         counts = result.counts()
