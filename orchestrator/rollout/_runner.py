@@ -275,6 +275,10 @@ class _Rollout:
                 with anyio.move_on_after(STOP_SEND_GRACE, shield=True):
                     await self._tracker.stop_all()
 
+    def _asked(self) -> Halt | None:
+        """The halt the control asked for, if it did (a method: it changes at any await)."""
+        return self._requested
+
     def _apply(self, control: RunControl) -> None:
         reason = "stopped" if control.request is Request.STOP else "interrupted"
         halt = self._dispatcher.halt
@@ -292,7 +296,7 @@ class _Rollout:
                 continue
             halt = await self._one_wave(wave, last=position == len(self._waves) - 1)
             # What the control asked for wins over what it caused (dispatch halted).
-            halt = self._requested or halt
+            halt = self._asked() or halt
             if halt is not None:
                 return halt
         return None
@@ -340,10 +344,12 @@ class _Rollout:
         self._wave_finished(shape)
         if decision.verdict is Verdict.BREACH:
             return Halt("breach", message=decision.summary(), wave=shape.name, decision=decision)
+        if self._asked() is not None:  # asked during the verify: no pause, no approval
+            return self._asked()
         with anyio.CancelScope() as self._between_scope:
             halt = await self._between(wave, decision, last=last)
         self._between_scope = None
-        halt = self._requested or halt
+        halt = self._asked() or halt
         if halt is not None:
             return halt
         results = [
@@ -376,6 +382,7 @@ class _Rollout:
             limits=self._plan.limits,
             before_dispatch=self._hooks.before_dispatch,
             history=self._history,
+            control=self._control,
         )
 
     async def _between(

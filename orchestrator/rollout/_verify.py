@@ -15,20 +15,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
+import anyio
 import structlog
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.plan import Command
 from orchestrator.rollout._batches import WavePlan, split_batches
 from orchestrator.rollout._capacity import ExecutionSlots
+from orchestrator.rollout._control import Request
 from orchestrator.rollout._dispatcher import Dispatcher
 from orchestrator.rollout._events import VerifyFinished, VerifyStarted, discard
 from orchestrator.rollout._gates import VerifyOutcome, verify_outcome
 from orchestrator.rollout._history import NO_HISTORY
 from orchestrator.rollout._ledger import RunLedger
-from orchestrator.rollout._results import InstanceResult, Outcome
+from orchestrator.rollout._results import Halt, InstanceResult, Outcome
 from orchestrator.rollout._tracker import InvocationTracker
-from orchestrator.rollout._wave import dispatch_and_track
+from orchestrator.rollout._wave import STOP_SEND_GRACE, dispatch_and_track, single_error
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from orchestrator.clock import Clock
     from orchestrator.ecs import EcsClient
     from orchestrator.plan import Limits, Verify
+    from orchestrator.rollout._control import RunControl
     from orchestrator.rollout._dispatcher import BeforeDispatch
     from orchestrator.rollout._events import EventSink
     from orchestrator.rollout._gates import GateDecision, WaveGate
@@ -101,6 +104,7 @@ async def run_verify(
     before_dispatch: BeforeDispatch,
     history: RunHistory = NO_HISTORY,
     sink: EventSink = discard,
+    control: RunControl | None = None,
 ) -> VerifyReport:
     """Run `verify` on the instances of `wave` whose result in `originals` SUCCEEDED.
     `sink` hears what became of each verify RunCommand (`BatchDispatched`,
@@ -145,7 +149,7 @@ async def run_verify(
     plan = WavePlan(wave.index, wave.name, targets, split_batches(wave.index, targets, size))
     problem = ""
     try:
-        await dispatch_and_track(dispatcher, tracker, plan)
+        await _under_control(dispatcher, tracker, plan, control)
     except OrchestratorError as error:
         problem = f"tracking failed: {error}"
         _log.warning("rollout.verify_failed", run_id=run_id, wave=wave.name, error=str(error))
@@ -167,6 +171,33 @@ async def run_verify(
     )
 
 
+async def _under_control(
+    dispatcher: Dispatcher, tracker: InvocationTracker, plan: WavePlan, control: RunControl | None
+) -> None:
+    """Dispatch and track the verify; a drain or a stop of the run applies to it too."""
+    if control is None:
+        await dispatch_and_track(dispatcher, tracker, plan)
+        return
+
+    async def obey() -> None:
+        seen = Request.NONE
+        while True:
+            seen = await control.changed(seen)
+            reason = "stopped" if seen is Request.STOP else "interrupted"
+            dispatcher.stop(Halt(reason, message=control.reason))
+            if seen is Request.STOP:
+                with anyio.move_on_after(STOP_SEND_GRACE, shield=True):
+                    await tracker.stop_all()
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(obey)
+            await dispatch_and_track(dispatcher, tracker, plan)
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as error:
+        raise single_error(error) from error
+
+
 async def verify_step(
     client: EcsClient,
     verify: Verify,
@@ -181,6 +212,7 @@ async def verify_step(
     limits: Limits,
     before_dispatch: BeforeDispatch,
     history: RunHistory = NO_HISTORY,
+    control: RunControl | None = None,
 ) -> GateDecision:
     """The verify of a wave that passed: run it, put its results in the run's `ledger`,
     count its failures against `gate`, and return the gate's decision after it."""
@@ -206,6 +238,7 @@ async def verify_step(
         before_dispatch=before_dispatch,
         history=history,
         sink=sink,
+        control=control,
     )
     for result in report.results:
         ledger.replace(result)

@@ -24,16 +24,19 @@ from orchestrator.journal import (
     read_journal,
     reopen_journal,
 )
-from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
+from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
 from orchestrator.rollout import (
+    ApprovalRequested,
     BatchDispatched,
     BatchState,
     Event,
     Outcome,
     RecordedBatch,
+    RecordingSink,
     RolloutResult,
     RunControl,
     RunHistory,
+    VerifyStarted,
     keep_order,
     run_rollout,
     shape_waves,
@@ -363,3 +366,42 @@ async def test_stopping_a_run_whose_process_is_gone(tmp_path: Path):
         assert result.halt.reason == "stopped"
         assert result.counts()[Outcome.STOPPED] == 10
         assert env.sim.stats.count("StopInvocation") >= 1
+
+
+async def test_a_stop_during_a_verify_stops_the_verify_too():
+    """Asked to stop while a wave's verify runs: the verify's invocations get
+    StopInvocation, and the run halts without a pause or an approval after it."""
+    plan = Plan(
+        name="resume",
+        targets=Targets(),
+        command=Command(content="echo ok", timeout=600),
+        waves=(
+            Wave("first", Amount(5), verify=Verify("check", timeout=600), approval=True),
+            Wave("rest", Amount(100, percent=True)),
+        ),
+    )
+    control = RunControl()
+    sink = RecordingSink()
+    async with simulated(fleet_yaml(10, duration=100)) as env:
+        instances = await runnable(env.client)
+
+        def asked(event: Event) -> None:
+            sink(event)
+            # The verify's first RunCommand was accepted: its instances are running it.
+            if isinstance(event, BatchDispatched) and sink.of(VerifyStarted):
+                control.stop()
+
+        result = await run_rollout(
+            plan,
+            env.client,
+            instances,
+            run_id=RUN,
+            clock=env.clock,
+            sink=asked,
+            control=control,
+        )
+        assert env.sim.stats.count("StopInvocation") >= 1
+    assert result.halt is not None
+    assert result.halt.reason == "stopped"
+    assert not sink.of(ApprovalRequested)
+    assert result.counts()[Outcome.NOT_SENT] == 5  # the second wave never started
