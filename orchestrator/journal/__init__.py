@@ -17,6 +17,7 @@ keeps a second `run`/`resume`/`stop` of a run away while one holds it.
 Import from here; the `_modules` are private.
 """
 
+from orchestrator.journal._header import CREDENTIAL_WORDS, RunHeader, WaveRow
 from orchestrator.journal._lock import LOCK_FILE, LockHolder, RunLock, RunLocked, lock_holder
 from orchestrator.journal._reader import (
     UNREADABLE,
@@ -29,6 +30,7 @@ from orchestrator.journal._reader import (
     read_journal,
 )
 from orchestrator.journal._reconcile import find_lost_sends
+from orchestrator.journal._rows import RESUMABLE_HALTS
 from orchestrator.journal._schema import (
     JOURNAL_FILE,
     MIGRATIONS,
@@ -37,12 +39,8 @@ from orchestrator.journal._schema import (
     migrate,
 )
 from orchestrator.journal._writer import (
-    CREDENTIAL_WORDS,
     FLUSH_EVERY,
-    RESUMABLE_HALTS,
     JournalWriter,
-    RunHeader,
-    WaveRow,
     create_journal,
     reopen_journal,
 )

@@ -27,6 +27,7 @@ from orchestrator.journal._codec import (
     decode_skipped,
     decode_time,
 )
+from orchestrator.journal._header import RunHeader, WaveRow
 from orchestrator.journal._schema import (
     JOURNAL_FILE,
     MIGRATIONS,
@@ -34,7 +35,6 @@ from orchestrator.journal._schema import (
     migrate,
     not_found,
 )
-from orchestrator.journal._writer import RunHeader, WaveRow
 from orchestrator.rollout._gates import Verdict
 from orchestrator.rollout._history import BatchState, RecordedBatch, RunHistory
 from orchestrator.rollout._results import Halt, InstanceResult, Outcome

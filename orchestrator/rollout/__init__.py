@@ -68,6 +68,7 @@ from orchestrator.rollout._history import (
     RecordedBatch,
     RunHistory,
 )
+from orchestrator.rollout._hooks import NoHooks, RolloutHooks
 from orchestrator.rollout._order import by_zone, order_for, spread
 from orchestrator.rollout._outcome import bound_output, outcome_of
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
@@ -78,7 +79,7 @@ from orchestrator.rollout._results import (
     RolloutResult,
     WaveSummary,
 )
-from orchestrator.rollout._runner import NoHooks, RolloutHooks, run_rollout
+from orchestrator.rollout._runner import run_rollout
 from orchestrator.rollout._verify import VERIFY_COMMAND_NAME
 from orchestrator.rollout._wave import ShapedWave, shape_waves, single_error
 

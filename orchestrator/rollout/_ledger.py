@@ -72,6 +72,15 @@ class RunLedger:
             raise KeyError(result.instance_id)
         self.results[result.instance_id] = result
 
+    def counts(self, instances: Iterable[Instance]) -> dict[Outcome, int]:
+        """How `instances` ended so far, every outcome present."""
+        counts = dict.fromkeys(Outcome, 0)
+        for instance in instances:
+            result = self.results.get(instance.instance_id)
+            if result is not None:
+                counts[result.outcome] += 1
+        return counts
+
     def sending_count(self) -> int:
         """Instances in RunCommands sent and not answered yet."""
         return len(self._sending)

@@ -105,6 +105,18 @@ class Halt:
         return text
 
 
+def not_sent_reason(halt: Halt | None) -> str:
+    """Why an instance was never sent, for its NOT_SENT result."""
+    if halt is None:
+        return "not sent"
+    if halt.reason == "breach":
+        return f"halted: wave {halt.wave} breached"
+    if halt.reason == "denied":
+        return f"halted: wave {halt.wave} was not approved"
+    detail = f": {halt.code}" if halt.code else ""
+    return f"not sent: the run stopped ({halt.reason}{detail})"
+
+
 @dataclass(frozen=True, slots=True)
 class WaveSummary:
     """One wave: its computed size and how its instances ended."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -34,7 +34,7 @@ from orchestrator.rollout._approval import Approver, Refuse, ask_approval
 from orchestrator.rollout._batches import keep_order
 from orchestrator.rollout._capacity import ExecutionSlots
 from orchestrator.rollout._control import Request, RunControl
-from orchestrator.rollout._dispatcher import BatchAttempt, Dispatcher
+from orchestrator.rollout._dispatcher import Dispatcher
 from orchestrator.rollout._events import (
     EventSink,
     GateDecided,
@@ -47,6 +47,7 @@ from orchestrator.rollout._events import (
 )
 from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
 from orchestrator.rollout._history import NO_HISTORY, RunHistory
+from orchestrator.rollout._hooks import NoHooks, RolloutHooks
 from orchestrator.rollout._ledger import RunLedger
 from orchestrator.rollout._outcome import PERIODIC_MODES
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
@@ -56,6 +57,7 @@ from orchestrator.rollout._results import (
     Outcome,
     RolloutResult,
     WaveSummary,
+    not_sent_reason,
 )
 from orchestrator.rollout._tracker import InvocationTracker
 from orchestrator.rollout._verify import verify_step
@@ -74,30 +76,6 @@ if TYPE_CHECKING:
     from orchestrator.ecs import EcsClient, Instance, RateLimiterStats
     from orchestrator.plan import Plan
     from orchestrator.rollout._batches import WavePlan
-
-
-class RolloutHooks(Protocol):
-    """Where journals and gates plug into a run."""
-
-    async def before_dispatch(self, attempt: BatchAttempt) -> None:
-        """Awaited before each RunCommand is sent (once per ClientToken)."""
-        ...
-
-    async def after_wave(self, wave: WavePlan, results: Sequence[InstanceResult]) -> bool:
-        """Awaited after each wave that passed its gate, its verify, pause and approval,
-        with the wave's final results; False stops the run."""
-        ...
-
-
-class NoHooks:
-    """Hooks that record nothing and always go on."""
-
-    async def before_dispatch(self, attempt: BatchAttempt) -> None:
-        del attempt
-
-    async def after_wave(self, wave: WavePlan, results: Sequence[InstanceResult]) -> bool:
-        del wave, results
-        return True
 
 
 async def run_rollout(
@@ -330,7 +308,7 @@ class _Rollout:
         run = await self._wave_runner.run(wave, gate, prior=self._prior(shape))
         halt = self._dispatcher.halt
         if halt is not None:
-            self._ledger.settle_not_sent(shape.instances, shape.name, _not_sent_reason(halt))
+            self._ledger.settle_not_sent(shape.instances, shape.name, not_sent_reason(halt))
         self._times[shape.index] = (started, self._clock.now())
         if run.breach is not None:
             self._in_flight_at_breach = run.in_flight
@@ -362,7 +340,7 @@ class _Rollout:
         return None
 
     def _wave_finished(self, shape: WavePlan) -> None:
-        counts = _count(self._ledger, shape)
+        counts = self._ledger.counts(shape.instances)
         self._sink(WaveFinished(shape.index, shape.name, counts, self._clock.now()))
 
     async def _verify(self, wave: ShapedWave, gate: WaveGate) -> GateDecision:
@@ -410,7 +388,7 @@ class _Rollout:
         ledger = self._ledger
         not_started = tuple(w.plan.name for w in self._waves if w.plan.index not in self._times)
         for wave in self._waves:
-            ledger.settle_not_sent(wave.plan.instances, wave.plan.name, _not_sent_reason(halt))
+            ledger.settle_not_sent(wave.plan.instances, wave.plan.name, not_sent_reason(halt))
         if halt is not None and halt.reason in {"breach", "denied"}:
             halt = self._numbers(halt, not_started)
         after = self._limiter.stats() if self._limiter is not None else None
@@ -421,7 +399,7 @@ class _Rollout:
         for wave in self._waves:
             shape = wave.plan
             started, finished = self._times.get(shape.index, (None, None))
-            counts = _count(ledger, shape)
+            counts = ledger.counts(shape.instances)
             summaries.append(
                 WaveSummary(shape.index, shape.name, shape.size, counts, started, finished)
             )
@@ -455,26 +433,6 @@ class _Rollout:
             stopped=confirmed,
             not_started=not_started,
         )
-
-
-def _count(ledger: RunLedger, wave: WavePlan) -> dict[Outcome, int]:
-    counts = dict.fromkeys(Outcome, 0)
-    for instance in wave.instances:
-        result = ledger.results.get(instance.instance_id)
-        if result is not None:
-            counts[result.outcome] += 1
-    return counts
-
-
-def _not_sent_reason(halt: Halt | None) -> str:
-    if halt is None:
-        return "not sent"
-    if halt.reason == "breach":
-        return f"halted: wave {halt.wave} breached"
-    if halt.reason == "denied":
-        return f"halted: wave {halt.wave} was not approved"
-    detail = f": {halt.code}" if halt.code else ""
-    return f"not sent: the run stopped ({halt.reason}{detail})"
 
 
 def _delta(
