@@ -24,7 +24,6 @@ from orchestrator.rollout import (
     ApprovalRequested,
     BatchDispatched,
     BatchRefused,
-    BatchState,
     BreachStopSent,
     GateDecided,
     GateDecision,
@@ -79,19 +78,6 @@ class BatchRecord:
     instances: int
     at: datetime
     purpose: str = RUN
-
-
-@dataclass(frozen=True, slots=True)
-class RefusedBatch:
-    """One ClientToken RunCommand refused, and what became of it (`BatchState`)."""
-
-    wave: int
-    batch: int
-    split_path: str
-    client_token: str
-    state: BatchState
-    code: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +143,7 @@ class ReportCollector:
         self.run_id = ""
         self.started_at: datetime | None = None
         self.batches: list[BatchRecord] = []
-        self.refused: list[RefusedBatch] = []
+        self.refused: list[BatchRefused] = []
         self.throttled: dict[str, int] = {}
         self.result: RolloutResult | None = None
         self.interrupted = False
@@ -200,17 +186,7 @@ class ReportCollector:
                     )
                 )
             case BatchRefused():
-                self.refused.append(
-                    RefusedBatch(
-                        event.wave,
-                        event.batch,
-                        event.split_path,
-                        event.client_token,
-                        event.state,
-                        event.code,
-                        event.message,
-                    )
-                )
+                self.refused.append(event)  # already plain, frozen data
             case Throttled():
                 self.throttled[event.action] = self.throttled.get(event.action, 0) + 1
             case RunFinished():

@@ -29,14 +29,13 @@ if TYPE_CHECKING:
         ApprovalRecord,
         BatchRecord,
         BreachStop,
-        RefusedBatch,
         ReportCollector,
         RunFacts,
         VerifyRecord,
         WaveRecord,
     )
     from orchestrator.report._groups import OutputGroup
-    from orchestrator.rollout import GateDecision, Halt, InstanceResult, WaveSummary
+    from orchestrator.rollout import BatchRefused, GateDecision, Halt, InstanceResult, WaveSummary
     from orchestrator.targets import Resolution
 
 REPORT_SCHEMA_VERSION: Final = 1
@@ -237,7 +236,7 @@ def _batch(record: BatchRecord, names: Mapping[int, str]) -> Json:
     }
 
 
-def _refused(record: RefusedBatch, names: Mapping[int, str]) -> Json:
+def _refused(record: BatchRefused, names: Mapping[int, str]) -> Json:
     return {
         "wave": names.get(record.wave, str(record.wave)),
         "batch": record.batch,
