@@ -28,6 +28,7 @@ from orchestrator.report import (
     RunFacts,
     describe_group,
     group_results,
+    hosts_of,
     write_reports,
 )
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from orchestrator.clock import Clock
+    from orchestrator.report import OutputGroup
     from orchestrator.rollout import Event, EventSink, RolloutResult
     from orchestrator.targets import Skipped
 
@@ -117,8 +119,10 @@ class RunOutputs:
     def finish(self, facts: RunFacts, skipped: Sequence[Skipped]) -> None:
         """The summary, then the reports (written now) and where they are."""
         result = self.collector.result
+        # Grouped once, for the summary and the reports alike.
+        groups = group_results(result.results if result else (), hosts_of(facts))
         if result is not None:
-            print_outcome(self._console, result, skipped, hosts=_hosts(facts))
+            print_outcome(self._console, result, skipped, groups=groups)
         options = self._options
         if options.report_dir is not None:
             summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -127,6 +131,7 @@ class RunOutputs:
                 facts,
                 self.collector,
                 step_summary=Path(summary) if summary else None,
+                groups=groups,
             )
             self._console.print(
                 f"\nreports: {paths.json}, {paths.junit}, {paths.markdown}"
@@ -137,19 +142,12 @@ class RunOutputs:
             self._console.print(f"outputs: {options.output_dir}/<wave>/<instance>.log")
 
 
-def _hosts(facts: RunFacts) -> dict[str, str]:
-    resolution = facts.resolution
-    if resolution is None:
-        return {}
-    return {i.instance_id: i.hostname for i in resolution.runnable if i.hostname}
-
-
 def print_outcome(
     console: Console,
     result: RolloutResult,
     skipped: Sequence[Skipped],
     *,
-    hosts: dict[str, str] | None = None,
+    groups: Sequence[OutputGroup] = (),
 ) -> None:
     """The counts by wave, the output groups, the instances that need a look, why the run
     halted (with the numbers), and the API calls it made."""
@@ -158,7 +156,7 @@ def print_outcome(
         result.results,
         skipped,
         [w.name for w in result.waves],
-        groups=_group_lines(result, hosts or {}),
+        groups=_group_lines(groups),
     )
     if result.halt is not None:
         halt = result.halt
@@ -169,8 +167,7 @@ def print_outcome(
     console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
 
 
-def _group_lines(result: RolloutResult, hosts: dict[str, str]) -> list[str]:
-    groups = group_results(result.results, hosts)
+def _group_lines(groups: Sequence[OutputGroup]) -> list[str]:
     lines = [escape(describe_group(group)) for group in groups[:GROUPS_SHOWN]]
     if len(groups) > GROUPS_SHOWN:
         lines.append(f"[dim]... and {len(groups) - GROUPS_SHOWN} more groups[/]")

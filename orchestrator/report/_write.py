@@ -28,9 +28,10 @@ from orchestrator.report._markdown import render_markdown
 from orchestrator.rollout import InstanceOutput
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from orchestrator.report._collect import ReportCollector, RunFacts
+    from orchestrator.report._groups import OutputGroup
     from orchestrator.rollout import Event
 
 JSON_NAME: Final = "report.json"
@@ -65,7 +66,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _hosts(facts: RunFacts) -> Mapping[str, str]:
+def hosts_of(facts: RunFacts) -> Mapping[str, str]:
     """Instance id → the name it calls itself (hostname, else instance name)."""
     if facts.resolution is None:
         return MappingProxyType({})
@@ -78,6 +79,7 @@ def write_reports(
     collector: ReportCollector,
     *,
     step_summary: Path | None = None,
+    groups: Sequence[OutputGroup] | None = None,
 ) -> ReportPaths:
     """Write report.json, junit.xml and summary.md into `directory` (created if
     needed), each atomically; append summary.md to `step_summary` when given (GitHub's
@@ -85,7 +87,8 @@ def write_reports(
     never started, gets its reports too, from what the collector saw."""
     directory.mkdir(parents=True, exist_ok=True)
     results = collector.result.results if collector.result else ()
-    groups = group_results(results, _hosts(facts))
+    if groups is None:  # the caller may have grouped them already, for its summary
+        groups = group_results(results, hosts_of(facts))
     paths = ReportPaths(directory / JSON_NAME, directory / JUNIT_NAME, directory / MARKDOWN_NAME)
     report = build_report(facts, collector, groups)
     # "replace" keeps a lone surrogate (undecodable output) from failing the whole file.

@@ -63,7 +63,6 @@ from orchestrator.rollout._gates import (
 )
 from orchestrator.rollout._history import (
     NO_HISTORY,
-    NOTHING_RAN,
     BatchState,
     RecordedBatch,
     RunHistory,
@@ -85,7 +84,6 @@ from orchestrator.rollout._wave import ShapedWave, shape_waves, single_error
 
 __all__ = [
     "DEFAULT_STATE_DIR",
-    "NOTHING_RAN",
     "NO_HISTORY",
     "RUN_TAG_KEY",
     "VERIFY_COMMAND_NAME",

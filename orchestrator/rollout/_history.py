@@ -30,12 +30,6 @@ class BatchState(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # a halt came before it left: nothing was sent
 
 
-# States in which the token's RunCommand certainly did not run anything.
-NOTHING_RAN = frozenset(
-    {BatchState.SPLIT, BatchState.REJECTED, BatchState.REFUSED, BatchState.WITHDRAWN}
-)
-
-
 @dataclass(frozen=True, slots=True)
 class RecordedBatch:
     """One ClientToken as the journal knows it."""
