@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from orchestrator.ecs import Instance  # noqa: TC001
 from orchestrator.errors import JournalError
 from orchestrator.journal._codec import dumps, encode_instance, encode_skipped, encode_time
-from orchestrator.journal._schema import migrate, not_found, transaction
+from orchestrator.journal._schema import checkpoint, migrate, not_found, transaction
 from orchestrator.targets import Skipped  # noqa: TC001
 
 if TYPE_CHECKING:
@@ -117,6 +117,9 @@ def create_file(path: Path, header: RunHeader) -> sqlite3.Connection:
         try:
             with transaction(connection):
                 _write_header(connection, header)
+            # Until a checkpoint the main file holds nothing, not even the header: a CI
+            # cache that kept only journal.sqlite would orphan every instance sent.
+            checkpoint(connection)
         except BaseException:
             connection.close()
             raise

@@ -131,6 +131,24 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (_create_v1,)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
+# TRUNCATE: like FULL, every committed frame is copied into the main file and the main
+# file is synced, so `journal.sqlite` alone holds the run as of this moment (a cache that
+# keeps only that file loses only what came after); it also waits for the readers to
+# leave the WAL and cuts it to zero bytes, so the WAL never outgrows one wave and a copy
+# of the run directory taken between waves has nothing in its -wal to lose. PASSIVE
+# could leave frames behind while a `status` reads, RESTART keeps the bytes on disk.
+# The wait for readers is the connection's busy timeout; readers only ever hold a read
+# transaction for one `read_journal`, milliseconds.
+_CHECKPOINT: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
+
+
+def checkpoint(connection: sqlite3.Connection) -> bool:
+    """Copy the WAL into the main file and sync it; False when a reader kept part of it
+    back (the next checkpoint takes the rest). In a worker thread, never the event loop."""
+    busy, _, _ = connection.execute(_CHECKPOINT).fetchone()
+    return not busy
+
+
 def journal_path(state_dir: Path, run_id: str) -> Path:
     """Where the journal of run `run_id` lives under `state_dir`."""
     return Path(state_dir) / "runs" / run_id / JOURNAL_FILE

@@ -3,9 +3,12 @@
 Two kinds of writes. The durable ones are awaited and on disk before the run goes on:
 the header before anything is sent, each ClientToken before its RunCommand leaves
 (`before_dispatch`), a wave's results once its gate passed (`after_wave`), and the exit
-code. Everything else arrives as events through the synchronous sink, which must never
-block the event loop: the sink only appends to a pending list, and the rows reach the
-file with the next durable write or within `FLUSH_EVERY` seconds, whichever is first.
+code. After the header, each wave's results, the exit code and on close, the WAL is
+checkpointed into the main file (`_schema.checkpoint`), so `journal.sqlite` alone (a CI
+cache that dropped the -wal) still holds the run up to its last passed wave.
+Everything else arrives as events through the synchronous sink, which must never block
+the event loop: the sink only appends to a pending list, and the rows reach the file
+with the next durable write or within `FLUSH_EVERY` seconds, whichever is first.
 
 Group commit: every write takes the lock, then checks whether a transaction that began
 after its rows were appended already covered them (sequence numbers) and if so returns
@@ -27,10 +30,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import structlog
 
 from orchestrator.errors import JournalError
 from orchestrator.journal._header import RunHeader, create_file, reopen_file
 from orchestrator.journal._rows import RECORDED, ExitCodeRow, Item, WavePassed, write_items
+from orchestrator.journal._schema import checkpoint
 from orchestrator.rollout._wave import single_error
 
 if TYPE_CHECKING:
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
     from orchestrator.rollout._results import InstanceResult
 
 FLUSH_EVERY: Final = 0.2  # real seconds between flushes of buffered events: an I/O pace
+
+_log = structlog.get_logger(__name__)
 
 
 class JournalWriter:
@@ -59,6 +66,7 @@ class JournalWriter:
         self._appended = 0  # sequence number of the last item appended
         self._flushed = 0  # every item up to this sequence number is on disk
         self._transactions = 0
+        self._checkpoints = 0
 
     @property
     def transactions(self) -> int:
@@ -82,12 +90,34 @@ class JournalWriter:
         state `passed` are on disk when this returns. Always goes on."""
         self._append(WavePassed(wave.index, tuple(results)))
         await self.commit()
+        await self.checkpoint()
         return True
 
     async def finish(self, exit_code: int) -> None:
         """Record the process's exit code, durably."""
         self._append(ExitCodeRow(exit_code))
         await self.commit()
+        await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """Copy what is committed into the main file (`journal.sqlite` alone then holds
+        it), in the worker thread, under the lock; a failure or a busy reader is logged,
+        never raised: the rows are safe in the WAL, and the next checkpoint catches up."""
+        async with self._lock:
+            with anyio.CancelScope(shield=True):
+                try:
+                    done = await anyio.to_thread.run_sync(checkpoint, self._connection)
+                except sqlite3.Error as error:
+                    _log.warning("journal.checkpoint_failed", path=str(self.path), error=str(error))
+                    return
+            if not done:
+                _log.warning("journal.checkpoint_partial", path=str(self.path))
+            self._checkpoints += 1
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints written so far (the header's, by `create_journal`, not counted)."""
+        return self._checkpoints
 
     async def commit(self) -> None:
         """Write everything appended so far in one transaction, unless a transaction that
@@ -119,6 +149,7 @@ class JournalWriter:
     async def _close(self) -> None:
         try:
             await self.commit()
+            await self.checkpoint()
         finally:
             async with self._lock:
                 await anyio.to_thread.run_sync(self._connection.close)

@@ -1,0 +1,172 @@
+"""What is written stays written: the journal's main file after a SIGKILL (checkpoints),
+a run rebuilt from the API when its journal is lost or damaged (`orchestrator recover`),
+and a stop whose own process was killed half-way (the recorded stop intent).
+
+Real subprocesses against a simulator the test owns; what reached the simulator is read
+from its execution counts and its request counts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from orchestrator.journal import journal_path, read_journal
+from orchestrator.rollout import Outcome
+from orchestrator.sim import RunningSimulator, load_fleet, serve
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from anyio.abc import Process
+
+pytestmark = pytest.mark.anyio
+
+INSTANCES = 12
+FLEET = """
+region: cn-hangzhou
+seed: 5
+time_scale: {scale}
+quotas: {{invocations_daily: 100000, commands: 500, max_instances_per_call: 50}}
+generate:
+  - count: 12
+    zones: [cn-hangzhou-h, cn-hangzhou-i]
+    tags: {{app: web}}
+behaviour:
+  stop_delay: 1
+  default: {{duration: {duration}, delivery_delay: 0.5, output: "ok\\n"}}
+"""
+
+PLAN = """\
+name: durable
+targets: {tags: {app: web}}
+command:
+  content: echo ok
+  timeout: 86400
+waves:
+  - {name: canary, size: 2}
+  - {name: rest, size: 100%}
+limits:
+  batch_size: 2
+  qps: {RunCommand: 50, Describe: 100}
+"""
+
+
+def env_for(home: Path, sim: RunningSimulator | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    env |= {"HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    if sim is not None:
+        env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = sim.access_key_id
+        env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = sim.access_key_secret
+    return env
+
+
+def command(*args: str, state: Path, sim: RunningSimulator | None = None) -> list[str]:
+    where = ["--endpoint", sim.url, "--region", sim.region] if sim is not None else []
+    return [sys.executable, "-m", "orchestrator", *args, *where, "--state-dir", str(state)]
+
+
+async def cli(
+    *args: str, home: Path, state: Path, sim: RunningSimulator, where: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a worker thread (the simulator keeps serving); `where` adds the
+    endpoint flags, otherwise only the credentials go (resume takes the recorded ones)."""
+
+    def call() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+            command(*args, state=state, sim=sim if where else None),
+            capture_output=True,
+            text=True,
+            env=env_for(home, sim),
+            timeout=120,
+            check=False,
+        )
+
+    return await anyio.to_thread.run_sync(call)
+
+
+@pytest.fixture
+async def quick() -> AsyncIterator[RunningSimulator]:
+    """Commands that finish in a few milliseconds."""
+    async with serve(load_fleet(FLEET.format(scale=0.001, duration=2))) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def slow() -> AsyncIterator[RunningSimulator]:
+    """Commands that run for hours: a run stays in flight until it is stopped."""
+    async with serve(load_fleet(FLEET.format(scale=0.01, duration=10**6))) as sim:
+        yield sim
+
+
+async def until_line(process: Process, text: str) -> str:
+    """Read the process's output until it holds `text`; all of it so far."""
+    assert process.stdout is not None
+    seen = ""
+    with anyio.fail_after(60):
+        async for chunk in process.stdout:
+            seen += chunk.decode()
+            if text in seen:
+                return seen
+    raise AssertionError(f"{text!r} never came:\n{seen}")
+
+
+def run_id_of(output: str) -> str:
+    first = output.splitlines()[0]
+    assert first.startswith("run "), output
+    return first.split()[1].rstrip(":")
+
+
+async def run_killed_at(home: Path, sim: RunningSimulator, text: str) -> str:
+    """`orchestrator run` SIGKILLed right after it printed `text`; the run id."""
+    plan = home / "plan.yaml"
+    plan.write_text(PLAN)
+    args = ("run", str(plan), "-v", "--log-format", "console")
+    async with await anyio.open_process(
+        command(*args, state=home / "state", sim=sim), env=env_for(home, sim)
+    ) as process:
+        seen = await until_line(process, text)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    return run_id_of(seen)
+
+
+def ran_once_each(sim: RunningSimulator) -> dict[str, int]:
+    """Instance → times the command started there; asserts none ran twice."""
+    runs = {i: sum(per.values()) for i, per in sim.simulation.execution_counts().items()}
+    assert all(n == 1 for n in runs.values()), runs
+    return runs
+
+
+async def test_a_cache_of_only_journal_sqlite_holds_the_header_and_the_passed_wave(
+    tmp_path: Path, quick: RunningSimulator
+):
+    """Killed once wave 1 passed (the next wave's start is printed after `after_wave`):
+    journal.sqlite alone, without its -wal and -shm, has the header and wave 1's results
+    (checkpointed), and a resume from it sends nothing that ran."""
+    run_id = await run_killed_at(tmp_path, quick, "wave rest:")
+    kept = tmp_path / "restored"
+    only = journal_path(kept, run_id)
+    only.parent.mkdir(parents=True)
+    shutil.copyfile(journal_path(tmp_path / "state", run_id), only)  # no -wal, no -shm
+
+    record = read_journal(only)
+    assert record.header.run_id == run_id
+    assert len(record.header.instances) == INSTANCES
+    assert [wave.state for wave in record.waves][0] == "passed"
+    assert record.waves[0].counts[Outcome.SUCCEEDED] == 2
+
+    resumed = await cli("resume", run_id, home=tmp_path, state=kept, sim=quick)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(ran_once_each(quick)) == INSTANCES
+    final = read_journal(only)
+    assert final.state == "finished"
+    assert final.counts()[Outcome.SUCCEEDED] == INSTANCES
