@@ -14,6 +14,7 @@ from orchestrator.sim._spec import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     FaultSpec,
+    HistorySpec,
     KeySpec,
     ThrottleSpec,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Faults",
     "FleetError",
     "FleetSpec",
+    "HistorySpec",
     "KeySpec",
     "RunningSimulator",
     "Simulation",

@@ -25,9 +25,12 @@ from orchestrator.ecs import codes
 from orchestrator.sim._agent import Behaviour, BehaviourRule, BehaviourSpec
 from orchestrator.sim._fleet_node import FleetError, Node
 from orchestrator.sim._spec import (
+    HISTORY_MAX_AGE,
+    HISTORY_MAX_FINISHED,
     RESOURCE_GROUP_STATES,
     AccountSpec,
     FaultSpec,
+    HistorySpec,
     KeySpec,
     ResourceGroupState,
     ThrottleSpec,
@@ -94,6 +97,7 @@ class FleetSpec:
     local_concurrency: int = 16  # local mode: scripts running at once
     run_command_latency: float = 0.0  # simulation seconds a RunCommand takes to accept
     account: AccountSpec = field(default_factory=AccountSpec)
+    history: HistorySpec = field(default_factory=HistorySpec)
 
 
 def load_fleet(source: Path | str) -> FleetSpec:
@@ -133,7 +137,7 @@ def _parse(root: Node) -> FleetSpec:
     root.only(
         "region", "account_id", "seed", "time_scale", "keys", "throttle", "faults", "quotas",
         "instances", "generate", "behaviour", "agent_mode", "local_concurrency",
-        "run_command_latency", "account",
+        "run_command_latency", "account", "history",
     )  # fmt: skip
     region = root.str_("region", "cn-hangzhou")
     seed = root.integer("seed", 0)
@@ -161,7 +165,16 @@ def _parse(root: Node) -> FleetSpec:
         local_concurrency=root.integer("local_concurrency", 16, low=1),
         run_command_latency=root.number("run_command_latency", 0.0),
         account=_account(root.child("account"), region),
+        history=_history(root.child("history")),
     )
+
+
+def _history(node: Node) -> HistorySpec:
+    node.only("max_finished", "max_age")
+    max_age = node.number("max_age", HISTORY_MAX_AGE)
+    if max_age <= 0:
+        raise node.fail("max_age", "must be > 0")
+    return HistorySpec(node.integer("max_finished", HISTORY_MAX_FINISHED, low=1), max_age)
 
 
 def _keys(root: Node) -> tuple[KeySpec, ...]:

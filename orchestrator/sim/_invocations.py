@@ -224,6 +224,13 @@ class Invocation:
     def status(self, now: datetime) -> InvocationStatus:
         return overall_status(v.status for v in self.views(now))
 
+    def finished_at(self, now: datetime) -> datetime | None:
+        """When its last instance became final; None while one is not (yet) final."""
+        views = self.views(now)
+        if not all(view.status.terminal for view in views):
+            return None
+        return max((view.update for view in views), default=self.created)
+
     # --- derivation -----------------------------------------------------------------
 
     def _phases(self, record: Record, fire: datetime, run: int, now: datetime) -> list[Phase]:

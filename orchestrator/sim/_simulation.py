@@ -25,6 +25,7 @@ from orchestrator.sim._agent import (
     run_local,
     version_tuple,
 )
+from orchestrator.sim._history import InvocationStore
 from orchestrator.sim._invocations import Invocation, Record, RecordKind
 from orchestrator.sim._parameters import check_store, render
 from orchestrator.sim._params import repeated
@@ -66,9 +67,10 @@ class Simulation:
         self.clock = clock
         self._instances = {inst.instance_id: inst for inst in fleet.instances}
         self._keys: dict[str, KeySpec] = {key.access_key_id: key for key in fleet.keys}
-        self._invocations: dict[str, Invocation] = {}
-        self._by_instance: dict[str, list[Invocation]] = {}
+        self._store = InvocationStore(fleet.history)
+        self._invocations = self._store.by_id
         self._tokens: dict[tuple[str, str], _Token] = {}
+        self._token_of: dict[str, tuple[str, str]] = {}  # InvokeId → its ClientToken key
         self._counter = 0
         self._day = clock.now().date()
         self._runs_today = 0
@@ -84,8 +86,8 @@ class Simulation:
                 "StopInvocation": self._stop_invocation,
                 "DescribeInstances": self._ecs_action(_actions.describe_instances),
                 "DescribeCloudAssistantStatus": lambda call: _actions.describe_agents(self, call),
-                "DescribeInvocations": lambda call: _actions.describe_invocations(self, call),
-                "DescribeInvocationResults": lambda call: _actions.describe_results(self, call),
+                "DescribeInvocations": self._listing(_actions.describe_invocations),
+                "DescribeInvocationResults": self._listing(_actions.describe_results),
                 "DescribeAccountAttributes": self._ecs_action(_actions.describe_account),
             }
         )
@@ -119,17 +121,30 @@ class Simulation:
         return MappingProxyType(self._invocations)
 
     def invocations_of(self, instance_id: str) -> list[Invocation]:
-        return self._by_instance.get(instance_id, [])
+        return self._store.of_instance(instance_id)
 
     def execution_counts(self) -> dict[str, dict[str, int]]:
-        """Instance id → {invoke id: times the command actually started there}."""
-        now = self.clock.now()
-        counts: dict[str, dict[str, int]] = {}
-        for inv in self._invocations.values():
-            for instance_id, runs in inv.executions(now).items():
-                if runs:
-                    counts.setdefault(instance_id, {})[inv.invoke_id] = runs
-        return counts
+        """Instance id → {invoke id: times the command actually started there}, those
+        of aged-out invocations included."""
+        return self._store.execution_counts(self.clock.now())
+
+    def age_out(self) -> None:
+        """Drop the finished invocations the history no longer keeps (`HistorySpec`),
+        and their ClientTokens: a token is remembered while its invocation is listed
+        (how long the real service remembers one is unconfirmed)."""
+        for invoke_id in self._store.age_out(self.clock.now()):
+            key = self._token_of.pop(invoke_id, None)
+            if key is not None:
+                del self._tokens[key]
+
+    def _listing(self, action: _Action) -> Handler:
+        """A Describe call: what it lists is aged out first."""
+
+        async def handler(call: Call) -> dict[str, Any]:
+            self.age_out()
+            return await action(self, call)
+
+        return handler
 
     async def local_idle(self) -> None:
         """Wait until no local-mode script is queued or running (for tests and demos)."""
@@ -168,6 +183,7 @@ class Simulation:
         except BaseException:
             del self._tokens[key]  # a refused request leaves no trace; the token is free
             raise
+        self._token_of[str(entry.result["InvokeId"])] = key
         return dict(entry.result)
 
     def check_region(self, params: Mapping[str, str]) -> None:
@@ -320,8 +336,8 @@ class Simulation:
             kind = self._kind(spec, inst)
             record = Record(inst, kind, behaviour.for_instance(inst.instance_id, inst.tags))
             inv.records[inst.instance_id] = record
-            self._by_instance.setdefault(inst.instance_id, []).append(inv)
-        self._invocations[invoke_id] = inv
+        self._store.add(inv)
+        self.age_out()
         for record in inv.records.values():
             if record.kind == "local" and self._group is not None:
                 if self._local_active == 0:

@@ -75,6 +75,24 @@ class FaultSpec:
     actions: frozenset[str] = frozenset()
 
 
+# The real service keeps invocation records of the last 30 days, at most 10,000
+# (api-schemas.md, DescribeInvocationResults "Retention", DOC 2026-06; earlier pages said
+# four or two weeks and 100,000). Which of its invocations count, and whether a running
+# one can be aged out, is not documented: here only a finished one is (unconfirmed).
+HISTORY_MAX_FINISHED: Final = 10_000
+HISTORY_MAX_AGE: Final = 30 * 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySpec:
+    """How long finished invocations stay listed: at most `max_finished` of them, none
+    finished more than `max_age` simulation seconds ago. An invocation with an instance
+    still pending, running or scheduled is kept whatever its age."""
+
+    max_finished: int = HISTORY_MAX_FINISHED
+    max_age: float = HISTORY_MAX_AGE
+
+
 ResourceGroupState = Literal["Available", "Creating", "Deleting"]
 RESOURCE_GROUP_STATES: Final = ("Available", "Creating", "Deleting")
 _NO_NAMES: Final[MappingProxyType[str, str]] = MappingProxyType({})
