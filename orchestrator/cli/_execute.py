@@ -6,11 +6,13 @@ early from outside: signals (the first Ctrl-C or SIGTERM drains: nothing more is
 what runs is followed to its end; the second exits at once, leaving a journal
 `orchestrator resume` continues from) and the stop marker `orchestrator stop RUN` writes
 into the run's directory (checked every second of the run's clock: nothing more is sent
-and StopInvocation goes to everything in flight).
+and StopInvocation goes to everything in flight). The marker stays: it is the run's
+recorded stop intent, which a later `resume` obeys too.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
@@ -67,10 +69,33 @@ class Job:
 
 
 def request_stop(run_dir: Path, reason: str) -> Path:
-    """Ask the process running the run in `run_dir` to stop it (the marker it watches)."""
+    """Record that the run in `run_dir` is to stop: the marker its live process watches,
+    and that a later `resume` obeys (it sends nothing new). On disk when this returns
+    (the file and its directory entry synced): a stop killed right after still sticks."""
     marker = run_dir / STOP_MARKER
-    marker.write_text(reason + "\n", encoding="utf-8")
+    partial = marker.with_name(f".{STOP_MARKER}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, (reason + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    partial.replace(marker)  # whole or absent: a reader never sees half a reason
+    directory = os.open(run_dir, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return marker
+
+
+def recorded_stop(run_dir: Path) -> str | None:
+    """The reason of the stop recorded for the run in `run_dir`, if one was."""
+    try:
+        text = (run_dir / STOP_MARKER).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return text or "stopped by orchestrator stop"
 
 
 async def execute(job: Job, conn: Connection, journal: JournalWriter, console: Console) -> int:
@@ -87,7 +112,7 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
     )
     control = RunControl()
     if job.stop_at_once:
-        control.stop("stopped by orchestrator stop (its process was gone)")
+        control.stop(recorded_stop(job.run_dir) or "stopped by orchestrator stop")
 
     def sink(event: Event) -> None:
         outputs(event)
@@ -152,10 +177,8 @@ async def _obey_signals(
 
 
 async def _watch_stop_marker(control: RunControl, clock: Clock, run_dir: Path) -> None:
-    marker = run_dir / STOP_MARKER
-    while not marker.exists():
+    while (reason := recorded_stop(run_dir)) is None:
         await clock.sleep(CHECK_EVERY)
-    reason = marker.read_text(encoding="utf-8").strip() or "stopped by orchestrator stop"
     control.stop(reason)
 
 

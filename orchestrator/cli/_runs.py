@@ -6,9 +6,11 @@ summary. A changed plan file is refused unless `--force`, and even then the reco
 runs: a resume never sends other commands than the run started with. A run against the
 embedded simulator cannot be resumed: the simulator's state ended with its process.
 `status` and `runs` only read. `stop RUN` asks the live process to stop (the stop
-marker) and waits for it; when that process is gone, it does the stopping itself: it
-takes the run over and follows every invocation the journal knows to its end, sending
-StopInvocation to what still runs.
+marker) and waits for it; when that process is gone, it records the stop (the same
+marker, synced) and then does the stopping itself: it takes the run over and follows
+every invocation the journal knows to its end, sending StopInvocation to what still
+runs. A recorded stop holds: a `resume` of the run sends nothing new, it only follows and
+stops (a stop killed half-way is finished that way).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli._approve import build_approver
-from orchestrator.cli._execute import Job, execute, request_stop
+from orchestrator.cli._execute import Job, execute, recorded_stop, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._rollout import plan_digest
@@ -129,7 +131,16 @@ def resume(args: argparse.Namespace) -> int:
     plan = _resumable_plan(args, record, errors)
     if plan is None:
         return ExitCode.USAGE
-    return _continue(args, record, plan, console, stop=False)
+    stopping = recorded_stop(Path(args.state_dir) / "runs" / run_id)
+    if stopping is not None:
+        # A stop was asked and may not have been carried out to its end (its process
+        # was killed): it still holds. Nothing new is sent, what runs is stopped.
+        console.print(
+            f"a stop of this run was recorded ({escape(stopping)}): nothing new is sent; "
+            "what was sent is followed to its end and stopped",
+            soft_wrap=True,
+        )
+    return _continue(args, record, plan, console, stop=stopping is not None)
 
 
 def _resumable_plan(
@@ -289,6 +300,8 @@ def _state_text(record: JournalRecord, run_dir: Path) -> str:
         code = f", exit {record.exit_code}" if record.exit_code is not None else ""
         return f"finished{code}"
     how = "interrupted" if record.state == "interrupted" else "its process is gone"
+    if recorded_stop(run_dir) is not None:
+        return f"{how}, a stop was asked: `orchestrator resume {record.header.run_id}` stops it"
     return f"{how}: continue it with `orchestrator resume {record.header.run_id}`"
 
 
@@ -358,6 +371,10 @@ def stop(args: argparse.Namespace) -> int:
     plan = _recorded_plan(record, errors)
     if plan is None:
         return ExitCode.USAGE
+    # The intent first, durably: a stop killed half-way still holds, and a later resume
+    # sends nothing new.
+    marker = request_stop(run_dir, "stopped by orchestrator stop (its process was gone)")
+    console.print(f"run {run_id}: stop recorded in {marker}; stopping what it sent")
     code = _continue(args, record, plan, console, stop=True)
     # The run ends halted ("stopped"): that is this command's success.
     return ExitCode.OK if code in {ExitCode.HALTED, ExitCode.OK, ExitCode.FAILED} else code

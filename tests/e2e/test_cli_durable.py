@@ -125,10 +125,12 @@ def run_id_of(output: str) -> str:
     return first.split()[1].rstrip(":")
 
 
-async def run_killed_at(home: Path, sim: RunningSimulator, text: str) -> str:
+async def run_killed_at(
+    home: Path, sim: RunningSimulator, text: str, *, plan_text: str = PLAN
+) -> str:
     """`orchestrator run` SIGKILLed right after it printed `text`; the run id."""
     plan = home / "plan.yaml"
-    plan.write_text(PLAN)
+    plan.write_text(plan_text)
     args = ("run", str(plan), "-v", "--log-format", "console")
     async with await anyio.open_process(
         command(*args, state=home / "state", sim=sim), env=env_for(home, sim)
@@ -161,7 +163,7 @@ async def test_a_cache_of_only_journal_sqlite_holds_the_header_and_the_passed_wa
     record = read_journal(only)
     assert record.header.run_id == run_id
     assert len(record.header.instances) == INSTANCES
-    assert [wave.state for wave in record.waves][0] == "passed"
+    assert record.waves[0].state == "passed"
     assert record.waves[0].counts[Outcome.SUCCEEDED] == 2
 
     resumed = await cli("resume", run_id, home=tmp_path, state=kept, sim=quick)
@@ -170,3 +172,35 @@ async def test_a_cache_of_only_journal_sqlite_holds_the_header_and_the_passed_wa
     final = read_journal(only)
     assert final.state == "finished"
     assert final.counts()[Outcome.SUCCEEDED] == INSTANCES
+
+
+async def test_a_stop_killed_half_way_sticks_and_a_resume_sends_nothing_new(
+    tmp_path: Path, quick: RunningSimulator
+):
+    """The run killed in the pause after its canary (the rest never sent); `orchestrator
+    stop RUN` of the gone process killed right after its first line; `resume` then sends
+    no RunCommand, says why, and ends halted `stopped` (exit 3)."""
+    paused = PLAN.replace("{name: canary, size: 2}", "{name: canary, size: 2, pause: 20}")
+    run_id = await run_killed_at(tmp_path, quick, "pause after wave canary", plan_text=paused)
+    state = tmp_path / "state"
+    sent = quick.stats.count("RunCommand")
+    assert sent == 1  # the canary's batch only
+
+    async with await anyio.open_process(
+        command("stop", run_id, state=state), env=env_for(tmp_path, quick)
+    ) as process:
+        first = await until_line(process, "\n")
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    assert process.returncode == -signal.SIGKILL, first
+
+    resumed = await cli("resume", run_id, home=tmp_path, state=state, sim=quick)
+    assert resumed.returncode == 3, resumed.stdout + resumed.stderr
+    assert "a stop of this run was recorded" in resumed.stdout, resumed.stdout
+    assert quick.stats.count("RunCommand") == sent  # nothing new went out
+    record = read_journal(journal_path(state, run_id))
+    assert record.state == "finished"
+    assert record.halt is not None
+    assert record.halt.reason == "stopped"
+    assert record.counts()[Outcome.NOT_SENT] == INSTANCES - 2
+    assert len(ran_once_each(quick)) == 2
