@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _rollout, _runs, _sim
+from orchestrator.cli import _approve, _instances, _recover, _rollout, _runs, _sim
 from orchestrator.cli._logging import configure_logging
 from orchestrator.rollout import DEFAULT_STATE_DIR
 
@@ -17,6 +17,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "approve": _approve.approve,
     "instances": _instances.run,
     "plan": _rollout.dry_run,
+    "recover": _recover.recover,
     "resume": _runs.resume,
     "run": _rollout.run,
     "runs": _runs.runs,
@@ -135,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_options(resume)
     _add_approvals(resume)
+
+    recover = commands.add_parser(
+        "recover",
+        help="rebuild a lost or damaged journal from the API, for `resume` to continue",
+        description="Rebuild the journal of run RUN from PLAN (the plan file it started "
+        "with) and the API: every invocation tagged with the run is recorded as sent, so "
+        "`orchestrator resume RUN` follows it and never sends it again. Sends nothing.",
+    )
+    recover.add_argument("run", metavar="RUN", help="the run id")
+    recover.add_argument("--plan", required=True, metavar="PLAN", help="the run's plan file")
+    where = recover.add_argument_group("where the run's calls went")
+    where.add_argument("--region", help="region id (default: the plan's)")
+    where.add_argument("--endpoint", help="endpoint URL")
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    _add_state_dir(recover)
 
     status = commands.add_parser(
         "status",

@@ -11,6 +11,9 @@ and flushes them in one transaction at a time, off the event loop; readers
 (`read_journal`, `list_runs`) open it read-only and never wait for it, nor make it wait.
 `JournalRecord.history()` is what `orchestrator resume` hands the engine.
 
+A journal that is lost or damaged is rebuilt from the API (`match_batches`: the run's
+tagged invocations, matched to the plan's batches) by `orchestrator recover`.
+
 One process at a time per run: `RunLock` (an exclusive `flock` on the run's lock file)
 keeps a second `run`/`resume`/`stop` of a run away while one holds it.
 
@@ -30,6 +33,13 @@ from orchestrator.journal._reader import (
     read_journal,
 )
 from orchestrator.journal._reconcile import find_lost_sends
+from orchestrator.journal._recover import (
+    FoundBatch,
+    Recovery,
+    match_batches,
+    run_invocations,
+    write_recovered,
+)
 from orchestrator.journal._rows import RESUMABLE_HALTS
 from orchestrator.journal._schema import (
     JOURNAL_FILE,
@@ -55,10 +65,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "UNREADABLE",
     "BatchRow",
+    "FoundBatch",
     "GateRow",
     "JournalRecord",
     "JournalWriter",
     "LockHolder",
+    "Recovery",
     "RunHeader",
     "RunListing",
     "RunLock",
@@ -70,7 +82,10 @@ __all__ = [
     "journal_path",
     "list_runs",
     "lock_holder",
+    "match_batches",
     "migrate",
     "read_journal",
     "reopen_journal",
+    "run_invocations",
+    "write_recovered",
 ]

@@ -190,7 +190,10 @@ def _reading(path: Path, migrations: Sequence[Migration]) -> Iterator[sqlite3.Co
         raise JournalError(f"{path}: {error}") from error
     except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
         # Not SQLite, a broken page, a row that does not decode: the file cannot be read.
-        raise JournalError(f"{path} is not a readable journal: {error}") from error
+        raise JournalError(
+            f"{path} is not a readable journal: {error}; `orchestrator recover "
+            f"{path.parent.name} --plan PLAN` rebuilds it from the API"
+        ) from error
     finally:
         if copy is not None:
             copy.close()

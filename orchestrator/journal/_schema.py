@@ -157,7 +157,10 @@ def journal_path(state_dir: Path, run_id: str) -> Path:
 def not_found(path: Path) -> JournalError:
     """The error for a run whose journal does not exist (`path` is a `journal_path`)."""
     run_dir = path.parent
-    return JournalError(f"run {run_dir.name} not found in {run_dir.parent.parent}: no {path}")
+    message = f"run {run_dir.name} not found in {run_dir.parent.parent}: no {path}"
+    if run_dir.is_dir():  # the run was here (its lock file stays): its journal was lost
+        message += f"; `orchestrator recover {run_dir.name} --plan PLAN` rebuilds it from the API"
+    return JournalError(message)
 
 
 @contextmanager

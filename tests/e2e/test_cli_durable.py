@@ -204,3 +204,83 @@ async def test_a_stop_killed_half_way_sticks_and_a_resume_sends_nothing_new(
     assert record.halt.reason == "stopped"
     assert record.counts()[Outcome.NOT_SENT] == INSTANCES - 2
     assert len(ran_once_each(quick)) == 2
+
+
+async def lose_journal(state: Path, run_id: str, how: str) -> None:
+    """The journal `deleted` (with its -wal and -shm), or its main file `garbled`."""
+    path = journal_path(state, run_id)
+    if how == "deleted":
+        for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+            (path.parent / name).unlink(missing_ok=True)
+    else:
+        path.write_bytes(b"not a journal at all\n" * 64)
+
+
+@pytest.mark.parametrize("how", ["deleted", "garbled"])
+async def test_recover_rebuilds_a_lost_journal_and_a_resume_runs_each_instance_once(
+    tmp_path: Path, quick: RunningSimulator, how: str
+):
+    """Killed mid-rollout (two of the rest's batches sent), the journal lost: `recover`
+    lists the run's invocations (no RunCommand), `resume` follows them and sends the
+    rest; every instance ran exactly once and every result is in the journal."""
+    run_id = await run_killed_at(tmp_path, quick, "batch 1/1")
+    state = tmp_path / "state"
+    await lose_journal(state, run_id, how)
+    if how == "garbled":
+        status = await cli("status", run_id, home=tmp_path, state=state, sim=quick)
+        assert status.returncode == 2
+        assert f"orchestrator recover {run_id} --plan PLAN" in status.stderr, status.stderr
+    sent = quick.stats.count("RunCommand")
+
+    plan = str(tmp_path / "plan.yaml")
+    recovered = await cli(
+        "recover", run_id, "--plan", plan, home=tmp_path, state=state, sim=quick, where=True
+    )
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert quick.stats.count("RunCommand") == sent  # recover only lists
+    assert f"orchestrator resume {run_id}" in recovered.stdout
+    record = read_journal(journal_path(state, run_id))
+    assert len(record.batches) >= 3  # the canary's and at least two of the rest's
+    assert {row.state.value for row in record.batches} == {"accepted"}
+    if how == "garbled":
+        assert (journal_path(state, run_id).parent / "journal.sqlite.damaged").is_file()
+
+    resumed = await cli("resume", run_id, home=tmp_path, state=state, sim=quick)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(ran_once_each(quick)) == INSTANCES
+    final = read_journal(journal_path(state, run_id))
+    assert final.state == "finished"
+    assert len(final.results) == INSTANCES
+    assert final.counts()[Outcome.SUCCEEDED] == INSTANCES
+    assert quick.stats.count("RunCommand") == 6  # 1 + 5 batches, each sent once
+
+
+async def test_recover_refuses_when_the_batches_cannot_be_proven_the_same(
+    tmp_path: Path, quick: RunningSimulator
+):
+    """A plan that cuts other batches than the run did: recover says so, writes nothing
+    and sends nothing (a resume could otherwise send to an instance that ran)."""
+    run_id = await run_killed_at(tmp_path, quick, "batch 1/1")
+    state = tmp_path / "state"
+    await lose_journal(state, run_id, "deleted")
+    other = tmp_path / "other.yaml"
+    other.write_text(PLAN.replace("batch_size: 2", "batch_size: 3"))
+    refused = await cli(
+        "recover", run_id, "--plan", str(other), home=tmp_path, state=state, sim=quick, where=True
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "cannot be proven" in refused.stderr, refused.stderr
+    assert not journal_path(state, run_id).exists()
+
+
+async def test_recover_of_a_readable_journal_points_to_resume(
+    tmp_path: Path, quick: RunningSimulator
+):
+    run_id = await run_killed_at(tmp_path, quick, "batch 0/0")
+    plan = str(tmp_path / "plan.yaml")
+    state = tmp_path / "state"
+    refused = await cli(
+        "recover", run_id, "--plan", plan, home=tmp_path, state=state, sim=quick, where=True
+    )
+    assert refused.returncode == 2
+    assert f"orchestrator resume {run_id}" in refused.stderr, refused.stderr
