@@ -3,10 +3,10 @@ from the API so that `orchestrator resume RUN` can continue it.
 
 Recover only lists (DescribeInstances and the like to resolve the targets again,
 DescribeInvocations by the run's tag); it never sends a RunCommand. It writes a new
-journal (`journal.rebuild`'s proof: every invocation of the run is one of the plan's
-batches) and then the ordinary `resume` does the rest, on the one code path every resume
-takes: every instance found in an invocation is followed, never sent again; the rest is
-sent with the ClientTokens the run would have used. A damaged journal is kept next to
+journal (`match_batches` is the proof: every invocation of the run is one of the plan's
+batches), and then the ordinary `resume` does the rest, on the one code path every
+resume takes: every instance found in an invocation is followed, never sent again; the
+rest is sent with the ClientTokens the run would have used. A damaged journal is kept next to
 the new one (`journal.sqlite.damaged`, with its -wal and -shm), never deleted.
 """
 
@@ -52,29 +52,23 @@ def recover(args: argparse.Namespace) -> int:
     console, errors = make_console(), make_console(stderr=True)
     run_id: str = args.run
     path = journal_path(Path(args.state_dir), run_id)
-    if path.exists():
-        try:
-            read_journal(path)
-        except JournalError as damage:
-            console.print(f"the journal is damaged: {escape(str(damage))}", soft_wrap=True)
-        else:
-            errors.print(
-                f"[bold red]error:[/] run {run_id} has a readable journal ({path}): "
-                f"`orchestrator resume {run_id}` continues it",
-                soft_wrap=True,
-            )
-            return ExitCode.USAGE
+    if _readable(path, console):
+        return _resume_instead(errors, run_id, path)
     try:
         plan = load_plan(Path(args.plan))
         text = Path(args.plan).read_text(encoding="utf-8")
     except PlanError as exc:
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        # One problem per line, as `run` prints them (CI annotators read FILE:LINE:).
+        for problem in exc.problems or (exc,):
+            errors.print(escape(str(problem)), soft_wrap=True)
         return ExitCode.USAGE
     target = Target(region=args.region or plan.region, endpoint=args.endpoint, profile=args.profile)
     plan_path = str(Path(args.plan).resolve())
 
     async def main() -> int:
         with RunLock.acquire(path.parent, run_id):
+            if path.exists() and _readable(path, None):  # rebuilt meanwhile, by another
+                return _resume_instead(errors, run_id, path)
             async with connect(target, rates=plan.limits.qps) as conn:
                 console.print(
                     f"run {run_id}: recovering plan {plan.name} against {conn.description}",
@@ -112,6 +106,28 @@ def recover(args: argparse.Namespace) -> int:
         return ExitCode.OK
 
     return run_async(main)
+
+
+def _readable(path: Path, console: Console | None) -> bool:
+    """Whether a journal is at `path` and reads; says why not when it is damaged."""
+    if not path.exists():
+        return False
+    try:
+        read_journal(path)
+    except JournalError as damage:
+        if console is not None:
+            console.print(f"the journal is damaged: {escape(str(damage))}", soft_wrap=True)
+        return False
+    return True
+
+
+def _resume_instead(errors: Console, run_id: str, path: Path) -> int:
+    errors.print(
+        f"[bold red]error:[/] run {run_id} has a readable journal ({path}): "
+        f"`orchestrator resume {run_id}` continues it",
+        soft_wrap=True,
+    )
+    return ExitCode.USAGE
 
 
 def _refuse(errors: Console, run_id: str, found: Recovery) -> int:
