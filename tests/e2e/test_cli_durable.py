@@ -193,6 +193,8 @@ async def test_a_stop_killed_half_way_sticks_and_a_resume_sends_nothing_new(
         process.send_signal(signal.SIGKILL)
         await process.wait()
     assert process.returncode == -signal.SIGKILL, first
+    status = await cli("status", run_id, home=tmp_path, state=state, sim=quick)
+    assert "a stop was asked" in status.stdout, status.stdout
 
     resumed = await cli("resume", run_id, home=tmp_path, state=state, sim=quick)
     assert resumed.returncode == 3, resumed.stdout + resumed.stderr

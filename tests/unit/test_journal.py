@@ -693,3 +693,31 @@ async def test_reopen_refuses_a_file_that_is_not_a_journal(path):
         async with reopen_journal(path):
             pass
     assert path.read_bytes() == b"\x00garbage" * 512
+
+
+async def test_the_main_file_alone_holds_the_header_and_each_passed_wave(path, tmp_path):
+    """Checkpoints: a copy of journal.sqlite without its -wal, taken while the writer is
+    open, has the header at once and a wave's results once `after_wave` returned."""
+
+    def main_file_alone():
+        copy = tmp_path / "copy" / "journal.sqlite"
+        copy.parent.mkdir(exist_ok=True)
+        for stale in copy.parent.iterdir():
+            stale.unlink()
+        copy.write_bytes(path.read_bytes())
+        return read_journal(copy)
+
+    async with create_journal(path, header()) as writer:
+        assert path.with_name(path.name + "-wal").exists()  # in WAL mode, open
+        assert main_file_alone().header.instances == INSTANCES
+        writer(WaveStarted(0, "canary", 1, 1, T0))
+        await writer.before_dispatch(attempt(0, 0, IDS[:1]))
+        assert writer.checkpoints == 0
+        await writer.after_wave(wave_plan(0), [result(0)])
+        assert writer.checkpoints == 1
+        alone = main_file_alone()
+        assert alone.waves[0].state == "passed"
+        assert alone.results[IDS[0]].outcome is Outcome.SUCCEEDED
+        assert [row.client_token for row in alone.batches] == [attempt(0, 0, IDS[:1]).client_token]
+        await writer.finish(0)
+        assert main_file_alone().exit_code == 0
