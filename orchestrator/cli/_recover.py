@@ -51,6 +51,10 @@ def recover(args: argparse.Namespace) -> int:
     """Rebuild the journal of run `args.run` from `args.plan` and the API."""
     console, errors = make_console(), make_console(stderr=True)
     run_id: str = args.run
+    if Path(run_id).name != run_id or run_id in {".", ".."}:
+        # It names a directory recover creates: never one outside the state dir.
+        errors.print(f"[bold red]error:[/] RUN {escape(run_id)!r}: a run id is a plain name")
+        return ExitCode.USAGE
     path = journal_path(Path(args.state_dir), run_id)
     if _readable(path, console):
         return _resume_instead(errors, run_id, path)

@@ -286,3 +286,22 @@ async def test_recover_of_a_readable_journal_points_to_resume(
     )
     assert refused.returncode == 2
     assert f"orchestrator resume {run_id}" in refused.stderr, refused.stderr
+
+
+def test_recover_refuses_a_run_id_that_is_a_path(tmp_path: Path):
+    state = tmp_path / "state"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        command("recover", "../elsewhere", "--plan", str(plan), state=state),
+        capture_output=True,
+        text=True,
+        env=env_for(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "a run id is a plain name" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    assert not state.exists()
