@@ -17,6 +17,7 @@ from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.errors import JournalError
 from orchestrator.journal import (
     UNREADABLE,
+    JournalRecord,
     RunHeader,
     WaveRow,
     create_journal,
@@ -699,7 +700,7 @@ async def test_the_main_file_alone_holds_the_header_and_each_passed_wave(path, t
     """Checkpoints: a copy of journal.sqlite without its -wal, taken while the writer is
     open, has the header at once and a wave's results once `after_wave` returned."""
 
-    def main_file_alone():
+    def main_file_alone() -> JournalRecord:
         copy = tmp_path / "copy" / "journal.sqlite"
         copy.parent.mkdir(exist_ok=True)
         for stale in copy.parent.iterdir():
