@@ -43,6 +43,17 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_script_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--script-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also allow the plan's script files under DIR (default: only the plan "
+        "file's directory; repeat for more)",
+    )
+
+
 def _add_state_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--state-dir",
@@ -111,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a plan's command on its targets, wave after wave.",
     )
     run.add_argument("plan", help="the plan file (YAML)")
+    _add_script_dirs(run)
     _add_target_options(run)
     run.add_argument(
         "--ignore-quota",
@@ -181,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "without sending any RunCommand.",
     )
     dry.add_argument("plan", help="the plan file (YAML)")
+    _add_script_dirs(dry)
     _add_target_options(dry)
 
     validate = commands.add_parser(
@@ -190,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 otherwise.",
     )
     validate.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    _add_script_dirs(validate)
 
     instances = commands.add_parser(
         "instances",
