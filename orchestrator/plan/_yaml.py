@@ -18,8 +18,8 @@ every comparison with NaN is false, so each range check would pass it), numbers 
 printed as UTF-8), timestamps that are no date. Building is bounded, so a hostile plan
 costs milliseconds: at most MAX_DEPTH levels of nesting and MAX_VALUES values built
 (aliases counted each time they expand: the "billion laughs"); a plan has a few hundred
-values, nested five deep. (Merge keys cannot multiply: PyYAML's flatten keeps one pair
-per key.)
+values, nested five deep. Merge keys cannot multiply: since PyYAML 6.0.4 (the floor in
+pyproject.toml) its flatten keeps one pair per key (`<<: [*a, *a]` doubled them).
 """
 
 from __future__ import annotations
