@@ -27,7 +27,13 @@ from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.ecs import DEFAULT_RATES
 from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
-from orchestrator.plan import PlanError, check_credentials_in_use, load_plan
+from orchestrator.plan import (
+    PlanError,
+    check_credentials_in_use,
+    load_plan,
+    parse_plan,
+    read_plan_text,
+)
 from orchestrator.report import RunFacts
 from orchestrator.rollout import NO_HISTORY, order_for, shape_waves, threshold_text
 from orchestrator.targets import Resolution, resolve
@@ -77,9 +83,12 @@ def validate(args: argparse.Namespace) -> int:
     return ExitCode.USAGE if bad else ExitCode.OK
 
 
-def _load(args: argparse.Namespace, errors: Console) -> Plan | None:
+def _load(args: argparse.Namespace, errors: Console) -> tuple[Plan, str] | None:
+    """The plan and its text, read once: the text the journal keeps is the one checked."""
+    path = Path(args.plan)
     try:
-        return load_plan(Path(args.plan), script_dirs=script_dirs(args))
+        text = read_plan_text(path)
+        return parse_plan(text, source=path, script_dirs=script_dirs(args)), text
     except PlanError as exc:
         _print_problems(errors, exc)
         return None
@@ -171,9 +180,10 @@ def _then(wave: Wave, *, last: bool) -> str:
 def dry_run(args: argparse.Namespace) -> int:
     """Resolve the targets and show what a run would do, without running anything."""
     console, errors = make_console(), make_console(stderr=True)
-    plan = _load(args, errors)
-    if plan is None:
+    loaded = _load(args, errors)
+    if loaded is None:
         return ExitCode.USAGE
+    plan, _ = loaded
 
     async def main() -> int:
         async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
@@ -204,12 +214,12 @@ def plan_digest(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run a plan: resolve, journal, dispatch wave after wave, track, and summarise."""
     console, errors = make_console(), make_console(stderr=True)
-    plan = _load(args, errors)
-    if plan is None:
+    loaded = _load(args, errors)
+    if loaded is None:
         return ExitCode.USAGE
+    plan, text = loaded
     if args.ignore_quota:
         plan = replace(plan, limits=replace(plan.limits, ignore_quota=True))
-    text = Path(args.plan).read_text(encoding="utf-8")
     plan_path = str(Path(args.plan).resolve())
     run_id = new_run_id(plan)
     state_dir = Path(args.state_dir)

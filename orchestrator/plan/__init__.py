@@ -10,7 +10,7 @@ run signs with are known: nothing the plan sends may hold them.
 
 from orchestrator.errors import PlanError, Problem
 from orchestrator.plan._in_use import check_credentials_in_use
-from orchestrator.plan._load import load_plan, parse_plan
+from orchestrator.plan._load import load_plan, parse_plan, read_plan_text
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
 from orchestrator.plan._values import parse_amount
 
@@ -28,4 +28,5 @@ __all__ = [
     "load_plan",
     "parse_amount",
     "parse_plan",
+    "read_plan_text",
 ]

@@ -87,6 +87,14 @@ def load_plan(path: Path, *, script_dirs: tuple[Path, ...] = ()) -> Plan:
     """Read and check the plan at `path`; raise `PlanError` listing every problem.
 
     `script_dirs`: directories besides the plan's own that its scripts may be in."""
+    return parse_plan(read_plan_text(path), source=path, script_dirs=script_dirs)
+
+
+def read_plan_text(path: Path) -> str:
+    """The text of the plan file at `path`, read once: a caller that keeps the text (the
+    journal does) checks what it keeps with `parse_plan`, not a second read of a file
+    that may have changed, or a pipe (`<(…)`) that is empty the second time.
+    `PlanError` (rule `read`) when it cannot be read, is too large or is not UTF-8."""
     try:
         with path.open("rb") as file:  # not necessarily a regular file: <(…) is a pipe
             raw = file.read(MAX_PLAN_BYTES + 1)
@@ -95,13 +103,13 @@ def load_plan(path: Path, *, script_dirs: tuple[Path, ...] = ()) -> Plan:
         raise PlanError.of(
             [Problem(str(path), 0, "", f"cannot read the plan: {reason}", "read")]
         ) from exc
+    _check_size(raw, str(path))
     try:
-        text = raw.decode()
+        return raw.decode()
     except UnicodeDecodeError as exc:
         raise PlanError.of(
             [Problem(str(path), 0, "", "the plan is not UTF-8 text", "read")]
         ) from exc
-    return _parse(text, raw, path, script_dirs)
 
 
 def parse_plan(

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from orchestrator.journal import journal_path, list_runs, read_journal
+
+ROOT = Path(__file__).parents[2]
 
 HEAD = """\
 name: safety
@@ -136,3 +137,24 @@ def test_validate_and_run_refuse_a_value_alike(tmp_path: Path, tail: str, expect
     assert expected in checked
     assert checked == ran
     assert not (tmp_path / "state").exists()  # nothing was journalled
+
+
+def test_run_journals_the_text_it_checked_read_once(tmp_path: Path) -> None:
+    """A plan given through a pipe (`<(…)`) is read once: the journal keeps the text that
+    was checked (a second read found the pipe empty)."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: piped\ntargets: {tags: {app: web}}\ncommand:\n  content: echo hi\n")
+    fleet = ROOT / "plans" / "fleets" / "small.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    env |= {"HOME": str(tmp_path), "ORCHESTRATOR_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(  # noqa: S603 - our own CLI through bash, fixed arguments
+        [  # noqa: S607 - bash from PATH: process substitution is the point
+            "bash", "-c", 'exec "$0" -m orchestrator run <(cat "$1") --sim "$2"',
+            sys.executable, str(plan), str(fleet),
+        ],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode in {0, 1}, done.stdout + done.stderr  # it ran
+    (run,) = list_runs(tmp_path / "state")
+    header = read_journal(journal_path(tmp_path / "state", run.run_id)).header
+    assert header.plan_text == plan.read_text()
