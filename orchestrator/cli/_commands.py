@@ -13,6 +13,9 @@ from orchestrator.rollout import DEFAULT_STATE_DIR
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    # The sub-parsers' container; argparse has no public name for its type.
+    _Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001
+
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "approve": _approve.approve,
     "instances": _instances.run,
@@ -41,6 +44,17 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
         const="",
         metavar="FLEET",
         help="start the embedded simulator (the demo fleet, or FLEET) and call it",
+    )
+
+
+def _add_script_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--script-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also allow the plan's script files under DIR (default: only the plan "
+        "file's directory; repeat for more)",
     )
 
 
@@ -105,13 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a script across a fleet of Alibaba Cloud ECS instances.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_rollout_commands(commands)
+    _add_journal_commands(commands)
+    _add_offline_commands(commands)
+    return parser
 
+
+def _add_rollout_commands(commands: _Commands) -> None:
+    """run, resume, recover: the commands that send (or rebuild what was sent)."""
     run = commands.add_parser(
         "run",
         help="run a plan: every wave, every instance, then a summary",
         description="Run a plan's command on its targets, wave after wave.",
     )
     run.add_argument("plan", help="the plan file (YAML)")
+    _add_script_dirs(run)
     _add_target_options(run)
     run.add_argument(
         "--ignore-quota",
@@ -152,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
     _add_state_dir(recover)
 
+
+def _add_journal_commands(commands: _Commands) -> None:
+    """status, runs, stop, approve: a run's journal, from any shell."""
     status = commands.add_parser(
         "status",
         help="where a run stands (read-only; works while it runs)",
@@ -190,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--deny", action="store_true", help="refuse: the run halts (exit 3)")
     _add_state_dir(approve)
 
+
+def _add_offline_commands(commands: _Commands) -> None:
+    """plan, validate, instances, sim: look before a run, or serve the simulator."""
     dry = commands.add_parser(
         "plan",
         help="dry run: resolve targets, show waves, batches, calls, quota and time",
@@ -197,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "without sending any RunCommand.",
     )
     dry.add_argument("plan", help="the plan file (YAML)")
+    _add_script_dirs(dry)
     _add_target_options(dry)
 
     validate = commands.add_parser(
@@ -206,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 otherwise.",
     )
     validate.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    _add_script_dirs(validate)
 
     instances = commands.add_parser(
         "instances",
@@ -233,7 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--fleet", help="fleet file (default: the demo fleet)")
     sim.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
     sim.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    return parser
 
 
 def dispatch(argv: Sequence[str] | None) -> int:

@@ -9,6 +9,7 @@ why, with the numbers. The dry run prints every wave's computed size, cap and th
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,7 +27,13 @@ from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.ecs import DEFAULT_RATES
 from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
-from orchestrator.plan import PlanError, load_plan
+from orchestrator.plan import (
+    PlanError,
+    check_credentials_in_use,
+    load_plan,
+    parse_plan,
+    read_plan_text,
+)
 from orchestrator.report import RunFacts
 from orchestrator.rollout import NO_HISTORY, order_for, shape_waves, threshold_text
 from orchestrator.targets import Resolution, resolve
@@ -56,13 +63,18 @@ def _print_problems(console: Console, error: PlanError) -> None:
         console.print(escape(str(error)), soft_wrap=True)
 
 
+def script_dirs(args: argparse.Namespace) -> tuple[Path, ...]:
+    """The `--script-dir`s: where, besides the plan's own directory, scripts may be."""
+    return tuple(Path(name).resolve() for name in args.script_dir)
+
+
 def validate(args: argparse.Namespace) -> int:
     """Check plan files offline; exit 0 when all are valid, 2 otherwise."""
     console, errors = make_console(), make_console(stderr=True)
     bad = 0
     for name in args.plans:
         try:
-            plan = load_plan(Path(name))
+            plan = load_plan(Path(name), script_dirs=script_dirs(args))
         except PlanError as exc:
             bad += 1
             _print_problems(errors, exc)
@@ -71,9 +83,12 @@ def validate(args: argparse.Namespace) -> int:
     return ExitCode.USAGE if bad else ExitCode.OK
 
 
-def _load(args: argparse.Namespace, errors: Console) -> Plan | None:
+def _load(args: argparse.Namespace, errors: Console) -> tuple[Plan, str] | None:
+    """The plan and its text, read once: the text the journal keeps is the one checked."""
+    path = Path(args.plan)
     try:
-        return load_plan(Path(args.plan))
+        text = read_plan_text(path)
+        return parse_plan(text, source=path, script_dirs=script_dirs(args)), text
     except PlanError as exc:
         _print_problems(errors, exc)
         return None
@@ -165,12 +180,15 @@ def _then(wave: Wave, *, last: bool) -> str:
 def dry_run(args: argparse.Namespace) -> int:
     """Resolve the targets and show what a run would do, without running anything."""
     console, errors = make_console(), make_console(stderr=True)
-    plan = _load(args, errors)
-    if plan is None:
+    loaded = _load(args, errors)
+    if loaded is None:
         return ExitCode.USAGE
+    plan, _ = loaded
 
     async def main() -> int:
         async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
+            # What `run` would refuse, the dry run refuses too.
+            check_credentials_in_use(plan, conn.credentials_in_use)
             console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             attributes = await conn.client.describe_account_attributes(
@@ -196,12 +214,12 @@ def plan_digest(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run a plan: resolve, journal, dispatch wave after wave, track, and summarise."""
     console, errors = make_console(), make_console(stderr=True)
-    plan = _load(args, errors)
-    if plan is None:
+    loaded = _load(args, errors)
+    if loaded is None:
         return ExitCode.USAGE
+    plan, text = loaded
     if args.ignore_quota:
         plan = replace(plan, limits=replace(plan.limits, ignore_quota=True))
-    text = Path(args.plan).read_text(encoding="utf-8")
     plan_path = str(Path(args.plan).resolve())
     run_id = new_run_id(plan)
     state_dir = Path(args.state_dir)
@@ -210,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with connect(target, rates=plan.limits.qps) as conn:
+            # Before anything is resolved or journalled: a refused plan leaves no run.
+            check_credentials_in_use(plan, conn.credentials_in_use)
             # The run id comes first: another shell needs it to approve or stop.
             console.print(
                 f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}",
@@ -224,7 +244,12 @@ def run(args: argparse.Namespace) -> int:
                 plan_path=plan_path,
                 plan_text=text,
                 plan_sha256=plan_digest(text),
-                target=target_record(target, conn.region, ignore_quota=args.ignore_quota),
+                target=target_record(
+                    target,
+                    conn.region,
+                    ignore_quota=args.ignore_quota,
+                    script_dirs=script_dirs(args),
+                ),
                 created_at=datetime.now(UTC),
                 instances=resolution.runnable,
                 skipped=resolution.skipped,
@@ -260,13 +285,17 @@ def run(args: argparse.Namespace) -> int:
     return run_async(main)
 
 
-def target_record(target: Target, region: str, *, ignore_quota: bool) -> dict[str, str | None]:
+def target_record(
+    target: Target, region: str, *, ignore_quota: bool, script_dirs: tuple[Path, ...] = ()
+) -> dict[str, str | None]:
     """Where the run's calls go, as the journal keeps it for a resume (never a secret:
-    credentials are resolved again from the environment or the profile)."""
+    credentials are resolved again from the environment or the profile), and where the
+    plan's scripts may be read from again (`--script-dir`, joined with os.pathsep)."""
     return {
         "endpoint": target.endpoint,
         "region": region,
         "sim": target.sim,
         "profile": target.profile,
         "ignore_quota": "true" if ignore_quota else None,
+        "script_dirs": os.pathsep.join(str(p) for p in script_dirs) if script_dirs else None,
     }

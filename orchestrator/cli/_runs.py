@@ -43,7 +43,7 @@ from orchestrator.journal import (
     read_journal,
     reopen_journal,
 )
-from orchestrator.plan import PlanError, parse_plan
+from orchestrator.plan import PlanError, check_credentials_in_use, parse_plan
 from orchestrator.report import RunFacts
 from orchestrator.rollout import BatchState, Outcome, Refuse, order_for, shape_waves
 from orchestrator.rollout import client_token as token_of
@@ -69,8 +69,11 @@ def _record(args: argparse.Namespace, errors: Console) -> JournalRecord | None:
 
 def _recorded_plan(record: JournalRecord, errors: Console) -> Plan | None:
     header = record.header
+    # Its scripts are read again, from where the run was allowed to read them.
+    recorded = header.target.get("script_dirs")
+    dirs = tuple(Path(p) for p in recorded.split(os.pathsep)) if recorded else ()
     try:
-        return parse_plan(header.plan_text, source=Path(header.plan_path))
+        return parse_plan(header.plan_text, source=Path(header.plan_path), script_dirs=dirs)
     except PlanError as exc:  # only a plan this version no longer accepts
         errors.print(f"[bold red]error:[/] the recorded plan: {escape(str(exc))}", soft_wrap=True)
         return None
@@ -191,6 +194,9 @@ def _continue(
                 )
             latest = read_journal(journal_path(state_dir, header.run_id))  # under the lock
             async with connect(_target_of(latest), rates=plan.limits.qps) as conn:
+                if not stop:  # a stop sends no RunCommand: it only ends what was sent
+                    # The credentials may differ from the first attempt's.
+                    check_credentials_in_use(plan, conn.credentials_in_use)
                 verb = "stopping" if stop else "resuming"
                 console.print(
                     f"run {header.run_id}: {verb} plan {plan.name} against {conn.description}"

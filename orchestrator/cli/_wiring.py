@@ -54,8 +54,15 @@ class Connection:
     region: str
     description: str
     endpoint: str
-    # The credential's secret parts, for the log redactor only: never printed or stored.
+    # The credential's secret parts, the access key secret then the security token (if
+    # any), for the log redactor and the plan's check: never printed or stored.
     secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def credentials_in_use(self) -> dict[str, str]:
+        """The secret parts by what they are, for `check_credentials_in_use`."""
+        names = ("the access key secret", "the security token")
+        return dict(zip(names, self.secrets, strict=False))
 
 
 @asynccontextmanager

@@ -1,7 +1,8 @@
 """The problem collector every check writes to: a field path in, a located `Problem` out.
 
 Checks never raise on a broken rule: they call `Findings.add(field, message, code)` and go
-on, so a plan's problems are all reported at once, in file order. The line comes from the
+on, so a plan's problems are all reported at once, in file order (each printable: NUL
+and surrogates in a field or message are written as escapes). The line comes from the
 path → line map the YAML layer filled in; a field the file does not spell out (a default,
 a missing key) takes the line of its nearest written parent. `shown()` is how a message
 quotes a value from the plan: short, and never a credential.
@@ -14,6 +15,7 @@ from typing import Final
 
 from orchestrator.errors import Problem
 from orchestrator.plan._secrets import looks_like_credential, redact
+from orchestrator.plan._yaml import printable
 
 _LAST_STEP: Final = re.compile(r"(?:\.[^.\[\]]*|\[\d+\])$")
 _SHOWN_MAX: Final = 40
@@ -54,8 +56,11 @@ class Findings:
     def add(self, field: str, message: str, code: str, *, line: int | None = None) -> None:
         """Record that `field` breaks a rule (`code`: an API error code or a rule name)."""
         where = self.line_of(field) if line is None else line
-        # A key may itself be a credential, and paths and messages name keys.
-        self._problems.append(Problem(self.file, where, redact(field), redact(message), code))
+        # A key may itself be a credential, and paths and messages name keys; a key may
+        # also hold a NUL or a surrogate, which would break the line it is printed on.
+        self._problems.append(
+            Problem(self.file, where, redact(printable(field)), redact(printable(message)), code)
+        )
 
     def broken(self, field: str) -> bool:
         """Whether a problem was already found at `field` or under it (so a check that

@@ -33,10 +33,10 @@ from orchestrator.plan._values import format_duration, parse_amount, parse_durat
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from hashlib import _Hash
-    from pathlib import Path
 
     from orchestrator.plan._findings import Findings
     from orchestrator.plan._model import Command
+    from orchestrator.plan._script import ScriptPlaces
 
 GATE_KEYS: Final = ("max_errors", "max_concurrency", "pause", "approval", "verify")
 VERIFY_KEYS: Final = ("content", "script", "type", "timeout")
@@ -53,7 +53,7 @@ class Context:
     """What reading a verify needs from the rest of the plan."""
 
     command: Command  # its parameters fill the verify's {{name}}s; its type is the default
-    base: Path  # a `script` is relative to the plan file
+    scripts: ScriptPlaces  # a `script` is relative to the plan file, and must be there
     hasher: _Hash  # the plan's hash, which covers every script
 
 
@@ -201,7 +201,7 @@ def _verify_content(section: Section, context: Context) -> tuple[str | None, str
     where = section.at("script" if has_script and not has_content else "content")
     content = section.string("content")
     if content is None and has_script:
-        content = read_script(section, context.base, context.hasher)
+        content = read_script(section, context.scripts, context.hasher)
         if content is not None:
             _secrets.scan(content, where, findings)
     if content is not None and not content.strip():

@@ -8,6 +8,9 @@ lists them in file order, `FILE:LINE: field: what is wrong (Code)`.
 
 `Plan.sha256` is the SHA-256 of the plan file's bytes followed by the script file's
 bytes, if the plan names one: the journal refuses to resume a run when either changed.
+Scripts are read from the plan file's directory, or the `script_dirs` the operator names
+(`_script`). A plan is small: more than MAX_PLAN_BYTES is refused unread (rule `read`),
+so `orchestrator validate /dev/zero` ends at once.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from orchestrator.plan._model import Command, Plan, Targets
 from orchestrator.plan._reader import Section
 from orchestrator.plan._rules import Where, check_command
 from orchestrator.plan._rules_params import uses_agent_values
-from orchestrator.plan._script import read_script
+from orchestrator.plan._script import ScriptPlaces, read_script
 from orchestrator.plan._sections import read_limits, read_targets, read_waves
 from orchestrator.plan._yaml import parse_yaml
 
@@ -74,34 +77,58 @@ COMMAND_KEYS: Final = (
 )
 _REGION: Final = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+)+")
 _NO_SOURCE: Final = "<plan>"
+# Hundreds of values and a script of at most 18 KiB make a plan of a few KiB; a list of
+# thousands of instance IDs, some hundred KiB.
+MAX_PLAN_BYTES: Final = 1024 * 1024
+_TOO_LARGE: Final = f"the plan is more than {MAX_PLAN_BYTES} bytes; a plan is a few KiB"
 
 
-def load_plan(path: Path) -> Plan:
-    """Read and check the plan at `path`; raise `PlanError` listing every problem."""
+def load_plan(path: Path, *, script_dirs: tuple[Path, ...] = ()) -> Plan:
+    """Read and check the plan at `path`; raise `PlanError` listing every problem.
+
+    `script_dirs`: directories besides the plan's own that its scripts may be in."""
+    return parse_plan(read_plan_text(path), source=path, script_dirs=script_dirs)
+
+
+def read_plan_text(path: Path) -> str:
+    """The text of the plan file at `path`, read once: a caller that keeps the text (the
+    journal does) checks what it keeps with `parse_plan`, not a second read of a file
+    that may have changed, or a pipe (`<(…)`) that is empty the second time.
+    `PlanError` (rule `read`) when it cannot be read, is too large or is not UTF-8."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:  # not necessarily a regular file: <(…) is a pipe
+            raw = file.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PlanError.of(
             [Problem(str(path), 0, "", f"cannot read the plan: {reason}", "read")]
         ) from exc
+    _check_size(raw, str(path))
     try:
-        text = raw.decode()
+        return raw.decode()
     except UnicodeDecodeError as exc:
         raise PlanError.of(
             [Problem(str(path), 0, "", "the plan is not UTF-8 text", "read")]
         ) from exc
-    return _parse(text, raw, path)
 
 
-def parse_plan(text: str, *, source: Path | None = None) -> Plan:
+def parse_plan(
+    text: str, *, source: Path | None = None, script_dirs: tuple[Path, ...] = ()
+) -> Plan:
     """Check a plan given as text; `source` names it in problems and anchors `script`
-    (without it, a relative `script` is read from the current directory)."""
-    return _parse(text, text.encode(), source)
+    (without it, a relative `script` is read from the current directory); `script_dirs`
+    as for `load_plan`."""
+    return _parse(text, text.encode("utf-8", "surrogatepass"), source, script_dirs)
 
 
-def _parse(text: str, raw: bytes, source: Path | None) -> Plan:
+def _check_size(raw: bytes, file: str) -> None:
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError.of([Problem(file, 0, "", _TOO_LARGE, "read")])
+
+
+def _parse(text: str, raw: bytes, source: Path | None, script_dirs: tuple[Path, ...]) -> Plan:
     findings = Findings(str(source) if source is not None else _NO_SOURCE)
+    _check_size(raw, findings.file)
     hasher = hashlib.sha256(raw)
     data = parse_yaml(text, findings)
     if data is None and findings:  # not YAML at all: nothing more to say
@@ -123,19 +150,19 @@ def _parse(text: str, raw: bytes, source: Path | None) -> Plan:
     elif not findings.broken("targets"):
         findings.add("targets", "is required", "required")
     command = Command(content="")
+    places = ScriptPlaces.of(source.parent if source is not None else Path.cwd(), script_dirs)
     if top.has("command"):
-        base = source.parent if source is not None else Path.cwd()
         command = _read_command(
             findings,
             top.data["command"],
             plan_name=name,
             plan_description=description,
-            base=base,
+            places=places,
             hasher=hasher,
         )
     elif not findings.broken("command"):
         findings.add("command", "is required", "required")
-    context = Context(command, source.parent if source is not None else Path.cwd(), hasher)
+    context = Context(command, places, hasher)
     defaults = read_wave_defaults(findings, top.data.get("wave_defaults"), context)
     waves = read_waves(findings, top.data.get("waves"), defaults=defaults, context=context)
     limits = read_limits(findings, top.data.get("limits"))
@@ -165,7 +192,7 @@ def _read_command(
     *,
     plan_name: str,
     plan_description: str,
-    base: Path,
+    places: ScriptPlaces,
     hasher: _Hash,
 ) -> Command:
     section = Section(findings, value, "command", COMMAND_KEYS)
@@ -179,7 +206,7 @@ def _read_command(
     content_field = "command.script" if has_script and not has_content else "command.content"
     content = section.string("content")
     if content is None:
-        content = read_script(section, base, hasher)
+        content = read_script(section, places, hasher)
         if content is not None:
             _secrets.scan(content, "command.script", findings)
     if content is not None and not content.strip():

@@ -11,9 +11,11 @@ order (`30s`, `5m`, `1h`, `1h30m`, `1.5h`); the wordy forms people write (`5 min
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
+from orchestrator.plan._findings import shown
 from orchestrator.plan._model import Amount
 from orchestrator.plan._reader import kind
 
@@ -78,7 +80,7 @@ def _shorthand(text: str) -> str | None:
 
 def format_duration(seconds: float) -> str:
     """Seconds as the plan writes them: `90` → `1m30s`, `5400` → `1h30m`, `0` → `0s`."""
-    if seconds != int(seconds):
+    if not math.isfinite(seconds) or seconds != int(seconds):
         return f"{seconds:g}s"
     left, parts = int(seconds), []
     for size, unit in zip(_SECONDS_PER, "hms", strict=True):
@@ -97,13 +99,15 @@ def parse_duration(value: object) -> float | str:
     text = value.strip()
     match = _DURATION.fullmatch(text)
     if text and match is not None:
-        return float(
+        seconds = float(
             sum(
                 float(part) * size
                 for part, size in zip(match.groups(), _SECONDS_PER, strict=True)
                 if part is not None
             )
         )
+        # 400 digits of hours make a float infinity, which no clock can wait for.
+        return seconds if math.isfinite(seconds) else f"{shown(text)} is too long a duration"
     if (short := _shorthand(text)) is not None:
         return f"{text!r} is not a duration; write {short}"
     if re.fullmatch(_NUMBER, text):

@@ -8,11 +8,24 @@ then say `FILE:LINE`. Scalars are constructed by SafeLoader itself, so `yes`, `0
 safe_load where silence would hide a mistake: a repeated key is refused (a silent
 override is how typos ship), so are non-string keys and any tag beyond plain YAML
 (strings, numbers, booleans, null, timestamps, lists, mappings). Anchors, aliases and
-merge keys (`<<`) work as in safe_load; alias expansion is bounded, recursion refused.
+merge keys (`<<`) work as in safe_load.
+
+What `validate` accepts, `run` must be able to use, so values no check downstream could
+reason about are refused here, once, for every field: NaN and infinity (rule `number`:
+every comparison with NaN is false, so each range check would pass it), numbers beyond
+64 bits, strings holding NUL or a lone surrogate (rule `text`: YAML's `"\\0"` and
+`"\\ud800"` escapes make them; no API field carries them, and a surrogate cannot even be
+printed as UTF-8), timestamps that are no date. Building is bounded, so a hostile plan
+costs milliseconds: at most MAX_DEPTH levels of nesting and MAX_VALUES values built
+(aliases counted each time they expand: the "billion laughs"); a plan has a few hundred
+values, nested five deep. Merge keys cannot multiply: since PyYAML 6.0.4 (the floor in
+pyproject.toml) its flatten keeps one pair per key (`<<: [*a, *a]` doubled them).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import TYPE_CHECKING, Final
 
 import yaml
@@ -26,9 +39,23 @@ _MERGE: Final = _TAG + "merge"
 _SCALARS: Final = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _SEQ: Final = _TAG + "seq"
 _MAP: Final = _TAG + "map"
-# A plan has a few hundred values; this bounds what aliases may expand to ("billion laughs").
+# A plan has a few hundred values; this bounds what aliases may expand to ("billion laughs")
+# and leaves room for a target list of thousands of instance IDs.
 MAX_VALUES: Final = 100_000
-SYNTAX: Final = "yaml"  # rule name of every problem found here
+# A plan nests about five deep (waves[0].verify.content); far below Python's recursion limit.
+MAX_DEPTH: Final = 32
+# Beyond 64 bits: no field takes such a number (Timeout, the widest, is a long, and says
+# so with the API's own code), and 10**400 would not even convert to a float.
+NUMBER_MAX: Final = 2**64
+SYNTAX: Final = "yaml"  # rule name of the problems of the YAML itself
+NUMBER: Final = "number"  # a number no field can use: NaN, infinity, out of range
+TEXT: Final = "text"  # a string no field can carry: NUL, a lone surrogate
+_NUMBERS: Final = frozenset((_TAG + "int", _TAG + "float"))
+_OUT_OF_RANGE: Final = (
+    "is out of range: no field of a plan takes a number beyond 2^64 (quote it if it is text)"
+)
+_BAD_TEXT: Final = re.compile("[\\x00\\ud800-\\udfff]")
+_UNPRINTABLE: Final = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff]")
 
 
 def join(parent: str, key: str) -> str:
@@ -36,8 +63,74 @@ def join(parent: str, key: str) -> str:
     return f"{parent}.{key}" if parent else key
 
 
-class _TooLarge(Exception):
+def text_problem(text: str) -> str | None:
+    """Why no RunCommand field can carry `text` (None when it can)."""
+    found = _BAD_TEXT.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "holds a NUL character (\\0), which no API field carries"
+    return (
+        f"holds a lone surrogate (\\u{ord(found.group()):04x}), which is not text "
+        "(UTF-8 cannot encode it)"
+    )
+
+
+def printable(text: str) -> str:
+    """`text` as one line of a message: control characters (a key may hold a newline),
+    line separators and surrogates written as escapes."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return "\\0" if code == 0 else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"  # noqa: PLR2004
+
+
+def number_problem(value: object) -> str | None:
+    """Why no field can use the number `value` (None when it can, or it is no number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN and infinity are not numbers a plan can use (quote it if it is text)"
+    if abs(value) > NUMBER_MAX:
+        return _OUT_OF_RANGE
+    return None
+
+
+class _TooCostly(Exception):
+    """Building would pass a bound; `line` is where it was passed."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _TooLarge(_TooCostly):
     """Aliases expand to more than MAX_VALUES values."""
+
+
+class _TooDeep(_TooCostly):
+    """Nested more than MAX_DEPTH levels."""
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load's loader, refusing to compose deeper than MAX_DEPTH: PyYAML composes
+    recursively, so a deep `[[[[…` would otherwise end in a RecursionError."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _Builder:
@@ -49,10 +142,12 @@ class _Builder:
         self._building: set[int] = set()  # ids of collection nodes being built (recursion)
         self._count = 0
 
-    def build(self, node: yaml.Node, path: str) -> object:
+    def build(self, node: yaml.Node, path: str, depth: int = 0) -> object:
         self._count += 1
         if self._count > MAX_VALUES:
-            raise _TooLarge
+            raise _TooLarge(node.start_mark.line + 1)
+        if depth > MAX_DEPTH:  # aliases can stack what composing saw as shallow
+            raise _TooDeep(node.start_mark.line + 1)
         self._findings.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
@@ -62,9 +157,11 @@ class _Builder:
         self._building.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
-                return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+                return [
+                    self.build(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)
+                ]
             if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
-                return self._mapping(node, path)
+                return self._mapping(node, path, depth)
             self._problem(node, path, _tag_message(node.tag))
             return None
         finally:
@@ -75,12 +172,25 @@ class _Builder:
             self._problem(node, path, _tag_message(node.tag))
             return None
         try:
-            return self._loader.construct_object(node)
+            value = self._loader.construct_object(node)
         except yaml.MarkedYAMLError as exc:  # e.g. `!!int abc`
             self._problem(node, path, exc.problem or "not a valid value")
             return None
+        except (ValueError, OverflowError) as exc:  # 2024-13-45, an int of 5000 digits
+            if node.tag in _NUMBERS:
+                self._findings.add(path, _OUT_OF_RANGE, NUMBER, line=node.start_mark.line + 1)
+            else:
+                self._problem(node, path, f"not a valid date: {printable(str(exc))}")
+            return None
+        if (problem := number_problem(value)) is not None:
+            self._findings.add(path, problem, NUMBER, line=node.start_mark.line + 1)
+            return None
+        if isinstance(value, str) and (problem := text_problem(value)) is not None:
+            self._findings.add(path, problem, TEXT, line=node.start_mark.line + 1)
+            return None
+        return value
 
-    def _mapping(self, node: yaml.MappingNode, path: str) -> dict[str, object]:
+    def _mapping(self, node: yaml.MappingNode, path: str, depth: int) -> dict[str, object]:
         seen: dict[str, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == _STR and isinstance(key_node.value, str):
@@ -101,11 +211,16 @@ class _Builder:
                 shown = (
                     key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a collection)"
                 )
-                self._problem(key_node, path, f"key {shown!s} is not a string: quote it")
+                self._problem(key_node, path, f"key {printable(shown)} is not a string: quote it")
+                continue
+            if (problem := text_problem(key_node.value)) is not None:
+                self._findings.add(
+                    path, f"a key {problem}", TEXT, line=key_node.start_mark.line + 1
+                )
                 continue
             child = join(path, key_node.value)
             self._findings.lines[child] = key_node.start_mark.line + 1
-            result[key_node.value] = self.build(value_node, child)
+            result[key_node.value] = self.build(value_node, child, depth + 1)
         return result
 
     def _problem(self, node: yaml.Node, path: str, message: str) -> None:
@@ -125,8 +240,9 @@ def parse_yaml(text: str, findings: Findings) -> object:
 
     `findings.lines` receives the line of every path. An empty document is None.
     """
-    loader = yaml.SafeLoader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters here already
         node = loader.get_single_node()  # what yaml.compose does
         if node is None:
             return None
@@ -135,12 +251,19 @@ def parse_yaml(text: str, findings: Findings) -> object:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "not valid YAML"
         findings.add("", f"not valid YAML: {message}", SYNTAX, line=mark.line + 1 if mark else 0)
+    except yaml.reader.ReaderError as exc:  # a character YAML text may not hold
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a character"
+        findings.add("", f"not valid YAML: {shown} is not allowed in YAML text", SYNTAX, line=line)
     except yaml.YAMLError as exc:
-        findings.add("", f"not valid YAML: {exc}", SYNTAX, line=0)
-    except _TooLarge:
-        findings.add("", f"aliases expand to more than {MAX_VALUES} values", SYNTAX, line=0)
-    except RecursionError:
+        findings.add("", f"not valid YAML: {printable(str(exc))}", SYNTAX, line=0)
+    except _TooLarge as exc:
+        findings.add("", f"aliases expand to more than {MAX_VALUES} values", SYNTAX, line=exc.line)
+    except _TooDeep as exc:
+        findings.add("", f"nested more than {MAX_DEPTH} levels deep", SYNTAX, line=exc.line)
+    except RecursionError:  # a path the bounds above missed: still a problem, not a crash
         findings.add("", "nested too deeply", SYNTAX, line=0)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return None
