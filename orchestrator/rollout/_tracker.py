@@ -23,17 +23,31 @@ the agents confirm the stops (Terminated, Cancelled: STOPPED) or `stop_grace` pa
 finished on its own before the stop reached it keeps the outcome it reached.
 Each final state is reported to the ledger (`settled`) before the instance's execution
 slot is freed, so a gate can stop dispatch before the slot lets another batch out.
+
+An outage (a poll that fails with a retryable error after the client's own retries:
+throttling, 5xx, no answer) is ridden out: polling goes on, with a jittered backoff of
+up to `OUTAGE_NAP_MAX` between tries, for as long as any watched command may still be
+running, the latest of its dispatch + `delivery_timeout` + the command's `timeout` (+ the
+slack below; a stop requested: + `stop_grace`). Giving up earlier helps nobody: the
+commands go on whether we look or not. Past that moment, or at once on an error no retry
+can cure (credentials revoked, access denied), tracking raises `TrackingAbandoned`, and
+the run ends interrupted: a resume follows the same invocations by their InvokeIds.
+Failed polls are logged at a bounded rate (the first, then one line per `LOG_EVERY`).
 """
 
 from __future__ import annotations
 
+import math
+import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
 import anyio
 import structlog
 
+from orchestrator.ecs._retry import error_code_of
 from orchestrator.ecs.codes import InstanceInvocationStatus as S
-from orchestrator.errors import ApiError, OrchestratorError
+from orchestrator.errors import ApiError, OrchestratorError, TrackingAbandoned
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY
 from orchestrator.rollout._outcome import is_done
 from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
@@ -51,9 +65,10 @@ if TYPE_CHECKING:
 POLL_MIN: Final = 1.0
 POLL_MAX: Final = 10.0
 STOP_GRACE: Final = 60.0
-# Polls in a row that may fail with a transient error (after the client's own retries)
-# before tracking gives up.
-MAX_FAILED_POLLS: Final = 10
+# Between polls that fail: a full-jitter backoff from `poll_min` doubling up to this cap,
+# so a throttled endpoint is not hammered and a recovered one is seen soon.
+OUTAGE_NAP_MAX: Final = 30.0
+LOG_EVERY: Final = 60.0  # seconds of the run's clock between two lines about one outage
 
 _log = structlog.get_logger(__name__)
 
@@ -71,9 +86,11 @@ class InvocationTracker:
         ledger: RunLedger,
         periodic: bool,
         delivery_timeout: float,
+        command_timeout: float,
         poll_min: float = POLL_MIN,
         poll_max: float = POLL_MAX,
         stop_grace: float = STOP_GRACE,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._run_id = run_id
@@ -82,6 +99,9 @@ class InvocationTracker:
         self._ledger = ledger
         self._periodic = periodic
         self._delivery_timeout = delivery_timeout
+        self._command_timeout = command_timeout
+        # Jitter only has to differ between runs sharing an endpoint, not be secret.
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311
         self._poll_min = poll_min
         self._poll_max = poll_max
         self._stop_grace = stop_grace
@@ -146,8 +166,12 @@ class InvocationTracker:
     # --- the loop ---------------------------------------------------------------------
 
     async def track(self) -> None:
-        """Poll until dispatch has finished and every watched invocation is settled."""
-        interval, failed = self._poll_min, 0
+        """Poll until dispatch has finished and every watched invocation is settled.
+
+        Raises `TrackingAbandoned` when the API keeps failing past `give_up_at()`, or
+        fails with an error no retry can cure."""
+        interval = self._poll_min
+        outage: _Outage | None = None
         while True:
             if not self._active:
                 if self._dispatch_done:
@@ -162,17 +186,76 @@ class InvocationTracker:
             self._fresh = False
             try:
                 changed = await self._poll()
-                failed = 0
             except OrchestratorError as error:
-                failed += 1
-                _log.warning(
-                    "rollout.poll_failed", run_id=self._run_id, failed=failed, error=str(error)
+                outage = outage or _Outage(self._clock.monotonic())
+                outage.failed += 1
+                self._check_outage(outage, error)
+                interval = self._outage_nap(outage)
+                continue
+            if outage is not None:
+                _log.info(
+                    "rollout.poll_recovered",
+                    run_id=self._run_id,
+                    failed=outage.failed,
+                    seconds=round(self._clock.monotonic() - outage.since, 1),
                 )
-                if not error.retryable or failed >= MAX_FAILED_POLLS:
-                    raise
-                changed = False
+                outage = None
             fresh = changed or self._fresh
             interval = self._poll_min if fresh else min(interval * 2, self._poll_max)
+
+    def give_up_at(self) -> float:
+        """The moment (on the clock) after which no watched command can still be running.
+
+        For each invocation still watched: its dispatch + `delivery_timeout` (the latest
+        it may start) + the command's `timeout` (the agent kills it then) + a slack of
+        `delivery_timeout` capped at `stop_grace`, for the final state to reach the API
+        (the same way in as the command went out; a delivery stop gets `stop_grace` for
+        its confirmation). An instance asked to stop: its stop + `stop_grace`."""
+        slack = min(self._delivery_timeout, self._stop_grace)
+        latest = -math.inf  # nothing watched: nothing to wait for
+        for invocation in self._active.values():
+            ends = invocation.dispatched_at + self._delivery_timeout + self._command_timeout
+            latest = max(latest, ends + slack)
+            for watched in invocation.instances.values():
+                if watched.stop_requested_at is not None:
+                    latest = max(latest, watched.stop_requested_at + self._stop_grace)
+        return latest
+
+    def _check_outage(self, outage: _Outage, error: OrchestratorError) -> None:
+        """Log the failed poll (at a bounded rate); raise when tracking must give up."""
+        now = self._clock.monotonic()
+        give_up_at = self.give_up_at()
+        code = error_code_of(error)
+        seconds = now - outage.since
+        if not error.retryable:
+            raise TrackingAbandoned(
+                f"tracking stopped: {error} (no retry can help; the commands may still be running)",
+                cause=error,
+            ) from error
+        if now >= give_up_at:
+            raise TrackingAbandoned(
+                f"tracking gave up after {outage.failed} failed polls in {seconds:.0f} s, "
+                f"past the moment every command must have ended: {error}",
+                cause=error,
+            ) from error
+        if outage.logged_at is None or now - outage.logged_at >= LOG_EVERY:
+            outage.logged_at = now
+            _log.warning(
+                "rollout.poll_failed",
+                run_id=self._run_id,
+                failed=outage.failed,
+                seconds=round(seconds, 1),
+                gives_up_in=round(give_up_at - now, 1),
+                code=code,
+                error=str(error),
+            )
+
+    def _outage_nap(self, outage: _Outage) -> float:
+        """Full jitter over a doubling cap, never past the moment of giving up (so the
+        last try comes right then)."""
+        cap = min(OUTAGE_NAP_MAX, self._poll_min * 2 ** min(outage.failed, 16))
+        nap = self._rng.uniform(self._poll_min, max(cap, self._poll_min))
+        return max(min(nap, self.give_up_at() - self._clock.monotonic()), 0.0)
 
     async def _nap(self, seconds: float) -> bool:
         """Sleep on the clock; False when new work cut the nap short."""
@@ -387,3 +470,12 @@ class InvocationTracker:
             stop_grace=self._stop_grace,
             missing=missing,
         )
+
+
+@dataclass(slots=True)
+class _Outage:
+    """Polls failing in a row: since when (on the clock), how many, when last logged."""
+
+    since: float
+    failed: int = 0
+    logged_at: float | None = None
