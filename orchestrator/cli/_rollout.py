@@ -252,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
                     exit_code=0,
                 ),
                 outputs=OutputOptions.of(args),
+                resumable=target.sim is None,  # the embedded simulator ends with us
             )
             with RunLock.acquire(run_dir, run_id):
                 async with create_journal(journal_path(state_dir, run_id), header) as journal:
