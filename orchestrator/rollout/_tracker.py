@@ -24,31 +24,22 @@ finished on its own before the stop reached it keeps the outcome it reached.
 Each final state is reported to the ledger (`settled`) before the instance's execution
 slot is freed, so a gate can stop dispatch before the slot lets another batch out.
 
-An outage (a poll that fails with a retryable error after the client's own retries:
-throttling, 5xx, no answer) is ridden out: polling goes on, with a jittered backoff of
-up to `OUTAGE_NAP_MAX` between tries, for as long as any watched command may still be
-running, the latest of its dispatch + `delivery_timeout` + the command's `timeout` (+ the
-slack below; a stop requested: + `stop_grace`). Giving up earlier helps nobody: the
-commands go on whether we look or not. Past that moment, or at once on an error no retry
-can cure (credentials revoked, access denied), tracking raises `TrackingAbandoned`, and
-the run ends interrupted: a resume follows the same invocations by their InvokeIds.
-Failed polls are logged at a bounded rate (the first, then one line per `LOG_EVERY`).
+An outage (polls failing after the client's own retries) is ridden out for as long as
+any watched command may still be running, then tracking gives up (`_outage.py`).
 """
 
 from __future__ import annotations
 
-import math
 import random
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
 import anyio
 import structlog
 
-from orchestrator.ecs._retry import error_code_of
 from orchestrator.ecs.codes import InstanceInvocationStatus as S
-from orchestrator.errors import ApiError, OrchestratorError, TrackingAbandoned
+from orchestrator.errors import ApiError, OrchestratorError
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY
+from orchestrator.rollout._outage import Deadlines, Outage
 from orchestrator.rollout._outcome import is_done
 from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
 
@@ -65,10 +56,6 @@ if TYPE_CHECKING:
 POLL_MIN: Final = 1.0
 POLL_MAX: Final = 10.0
 STOP_GRACE: Final = 60.0
-# Between polls that fail: a full-jitter backoff from `poll_min` doubling up to this cap,
-# so a throttled endpoint is not hammered and a recovered one is seen soon.
-OUTAGE_NAP_MAX: Final = 30.0
-LOG_EVERY: Final = 60.0  # seconds of the run's clock between two lines about one outage
 
 _log = structlog.get_logger(__name__)
 
@@ -99,7 +86,7 @@ class InvocationTracker:
         self._ledger = ledger
         self._periodic = periodic
         self._delivery_timeout = delivery_timeout
-        self._command_timeout = command_timeout
+        self._deadlines = Deadlines(delivery_timeout, command_timeout, stop_grace)
         # Jitter only has to differ between runs sharing an endpoint, not be secret.
         self._rng = rng if rng is not None else random.Random()  # noqa: S311
         self._poll_min = poll_min
@@ -171,7 +158,7 @@ class InvocationTracker:
         Raises `TrackingAbandoned` when the API keeps failing past `give_up_at()`, or
         fails with an error no retry can cure."""
         interval = self._poll_min
-        outage: _Outage | None = None
+        outage: Outage | None = None
         while True:
             if not self._active:
                 if self._dispatch_done:
@@ -187,75 +174,24 @@ class InvocationTracker:
             try:
                 changed = await self._poll()
             except OrchestratorError as error:
-                outage = outage or _Outage(self._clock.monotonic())
-                outage.failed += 1
-                self._check_outage(outage, error)
-                interval = self._outage_nap(outage)
+                now = self._clock.monotonic()
+                outage = outage or Outage(self._run_id, now)
+                give_up_at = self.give_up_at()
+                outage.poll_failed(error, now=now, give_up_at=give_up_at)
+                interval = outage.nap(
+                    self._rng, poll_min=self._poll_min, now=now, give_up_at=give_up_at
+                )
                 continue
             if outage is not None:
-                _log.info(
-                    "rollout.poll_recovered",
-                    run_id=self._run_id,
-                    failed=outage.failed,
-                    seconds=round(self._clock.monotonic() - outage.since, 1),
-                )
+                outage.recovered(self._clock.monotonic())
                 outage = None
             fresh = changed or self._fresh
             interval = self._poll_min if fresh else min(interval * 2, self._poll_max)
 
     def give_up_at(self) -> float:
-        """The moment (on the clock) after which no watched command can still be running.
-
-        For each invocation still watched: its dispatch + `delivery_timeout` (the latest
-        it may start) + the command's `timeout` (the agent kills it then) + a slack of
-        `delivery_timeout` capped at `stop_grace`, for the final state to reach the API
-        (the same way in as the command went out; a delivery stop gets `stop_grace` for
-        its confirmation). An instance asked to stop: its stop + `stop_grace`."""
-        slack = min(self._delivery_timeout, self._stop_grace)
-        latest = -math.inf  # nothing watched: nothing to wait for
-        for invocation in self._active.values():
-            ends = invocation.dispatched_at + self._delivery_timeout + self._command_timeout
-            latest = max(latest, ends + slack)
-            for watched in invocation.instances.values():
-                if watched.stop_requested_at is not None:
-                    latest = max(latest, watched.stop_requested_at + self._stop_grace)
-        return latest
-
-    def _check_outage(self, outage: _Outage, error: OrchestratorError) -> None:
-        """Log the failed poll (at a bounded rate); raise when tracking must give up."""
-        now = self._clock.monotonic()
-        give_up_at = self.give_up_at()
-        code = error_code_of(error)
-        seconds = now - outage.since
-        if not error.retryable:
-            raise TrackingAbandoned(
-                f"tracking stopped: {error} (no retry can help; the commands may still be running)",
-                cause=error,
-            ) from error
-        if now >= give_up_at:
-            raise TrackingAbandoned(
-                f"tracking gave up after {outage.failed} failed polls in {seconds:.0f} s, "
-                f"past the moment every command must have ended: {error}",
-                cause=error,
-            ) from error
-        if outage.logged_at is None or now - outage.logged_at >= LOG_EVERY:
-            outage.logged_at = now
-            _log.warning(
-                "rollout.poll_failed",
-                run_id=self._run_id,
-                failed=outage.failed,
-                seconds=round(seconds, 1),
-                gives_up_in=round(give_up_at - now, 1),
-                code=code,
-                error=str(error),
-            )
-
-    def _outage_nap(self, outage: _Outage) -> float:
-        """Full jitter over a doubling cap, never past the moment of giving up (so the
-        last try comes right then)."""
-        cap = min(OUTAGE_NAP_MAX, self._poll_min * 2 ** min(outage.failed, 16))
-        nap = self._rng.uniform(self._poll_min, max(cap, self._poll_min))
-        return max(min(nap, self.give_up_at() - self._clock.monotonic()), 0.0)
+        """The moment (on the clock) after which no watched command can still be running
+        (`Deadlines.give_up_at`): an outage is ridden out until then."""
+        return self._deadlines.give_up_at(self._active.values())
 
     async def _nap(self, seconds: float) -> bool:
         """Sleep on the clock; False when new work cut the nap short."""
@@ -470,12 +406,3 @@ class InvocationTracker:
             stop_grace=self._stop_grace,
             missing=missing,
         )
-
-
-@dataclass(slots=True)
-class _Outage:
-    """Polls failing in a row: since when (on the clock), how many, when last logged."""
-
-    since: float
-    failed: int = 0
-    logged_at: float | None = None
