@@ -24,7 +24,7 @@ from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
-from orchestrator.ecs import DEFAULT_RATES
+from orchestrator.ecs import DEFAULT_RATES, PATIENT_READS
 from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
 from orchestrator.plan import PlanError, load_plan
 from orchestrator.report import RunFacts
@@ -174,7 +174,7 @@ def dry_run(args: argparse.Namespace) -> int:
             console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             attributes = await conn.client.describe_account_attributes(
-                ["max-axt-invocation-daily", "max-axt-command-count"]
+                ["max-axt-invocation-daily", "max-axt-command-count"], retry=PATIENT_READS
             )
         _dry_run(console, plan, resolution, dict(attributes.values))
         return ExitCode.OK
