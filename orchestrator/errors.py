@@ -19,6 +19,9 @@
     │   └── InvalidParameter       400 validation errors: the request is wrong
     ├── TransportError             no answer from the endpoint (reset, timeout, refused)
     ├── Withdrawn                  the caller withdrew a call before it was sent
+    ├── TrackingAbandoned          tracking gave up: the API kept failing past the moment
+    │                              every command must have ended, or refused the
+    │                              credentials (carries the last error as `cause`)
     ├── JournalError               a run's journal cannot be used (missing, not a journal,
     │                              from a newer orchestrator, created twice, unwritable)
     └── RunLocked                  another live process holds the run (defined with the
@@ -207,3 +210,15 @@ class Withdrawn(OrchestratorError):
 
 class JournalError(OrchestratorError):
     """A run's journal is missing, is not a journal, is newer than this code, or fails."""
+
+
+class TrackingAbandoned(OrchestratorError):
+    """Tracking gave up on the run's invocations: the API kept failing (throttling, 5xx,
+    no answer) until no command could still be running, or refused the call outright
+    (credentials revoked). The commands may have run: the run is interrupted, and a
+    resume follows them by their InvokeIds. `cause` is the last error, whose kind picks
+    the exit code."""
+
+    def __init__(self, message: str, *, cause: OrchestratorError) -> None:
+        super().__init__(message)
+        self.cause = cause

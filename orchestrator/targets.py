@@ -4,7 +4,9 @@ Explicit IDs and tag selectors are expanded through DescribeInstances (paged; ta
 AND-ed by the API), narrowed to the plan's zones, minus its exclusions. What is left and
 cannot run the command is *skipped with a reason* — unknown ID, not Running, script type
 that does not fit the OS, Cloud Assistant agent missing or offline — and reported, never
-silently dropped. The API reaches instances only through `EcsClient`.
+silently dropped. The API reaches instances only through `EcsClient`. These calls are
+read-only and a run cannot start without them, so they wait out a burst of throttling
+(`PATIENT_READS`) rather than end the run before it began.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.ecs import codes
+from orchestrator.ecs import PATIENT_READS, codes
 
 if TYPE_CHECKING:
     from orchestrator.ecs import EcsClient, Instance
@@ -99,10 +101,11 @@ async def _expand(targets: Targets, client: EcsClient) -> dict[str, Instance]:
     if targets.tags:
         # Zones are narrowed by the caller, not in the query, so every instance the
         # selectors matched is accounted for: run, skipped, or excluded.
-        async for instance in client.describe_instances(tags=targets.tags):
+        async for instance in client.describe_instances(tags=targets.tags, retry=PATIENT_READS):
             found[instance.instance_id] = instance
     if targets.instances:
-        async for instance in client.describe_instances(instance_ids=targets.instances):
+        explicit = client.describe_instances(instance_ids=targets.instances, retry=PATIENT_READS)
+        async for instance in explicit:
             found.setdefault(instance.instance_id, instance)
     return found
 
@@ -125,7 +128,9 @@ async def _with_agent_online(
     """The instances whose Cloud Assistant agent is online; the rest go to `skipped`."""
     statuses = {
         s.instance_id: s
-        for s in await client.describe_cloud_assistant_status([i.instance_id for i in instances])
+        for s in await client.describe_cloud_assistant_status(
+            [i.instance_id for i in instances], retry=PATIENT_READS
+        )
     }
     runnable: list[Instance] = []
     for instance in instances:

@@ -8,6 +8,13 @@ what runs is followed to its end; the second exits at once, leaving a journal
 into the run's directory (checked every second of the run's clock: nothing more is sent
 and StopInvocation goes to everything in flight). The marker stays: it is the run's
 recorded stop intent, which a later `resume` obeys too.
+
+Every early end is an interrupted end, whatever ended it (a signal, tracking given up
+on an outage or on refused credentials): the journal says `interrupted` (the runner's
+`RunFinished`), the summary is printed and every report written, stderr says in one line
+why it ended, and the last line on stdout is the command that continues the run (or,
+against the embedded simulator, that it cannot be continued). Only an error before the
+run began (the quota cannot cover it) has nothing to summarise and is raised as it is.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 import anyio
+from rich.markup import escape
 
-from orchestrator.cli._exit import ExitCode, exit_code_for
+from orchestrator.cli._exit import ExitCode, exit_code_for, make_console
 from orchestrator.cli._logging import register_secret
 from orchestrator.cli._outputs import OutputOptions, RunOutputs
 from orchestrator.ecs import codes
@@ -66,6 +74,7 @@ class Job:
     facts: RunFacts
     outputs: OutputOptions = field(default_factory=OutputOptions)
     stop_at_once: bool = False  # `orchestrator stop` of a run whose process is gone
+    resumable: bool = True  # False against the embedded simulator: it ends with us
 
 
 def request_stop(run_dir: Path, reason: str) -> Path:
@@ -119,10 +128,13 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
         journal(event)
 
     result: RolloutResult | None = None
+    ended_by: OrchestratorError | None = None  # what ended the run early, if anything
+    signals: list[signal.Signals] = []
     try:
         with anyio.CancelScope() as everything:
             async with anyio.create_task_group() as group:
-                group.start_soon(_obey_signals, control, everything, console, job.run_id)
+                resume = f"`orchestrator resume {job.run_id}` continues" if job.resumable else ""
+                group.start_soon(_obey_signals, control, everything, console, resume, signals)
                 group.start_soon(_watch_stop_marker, control, conn.clock, job.run_dir)
                 with outputs:
                     result = await run_rollout(
@@ -141,36 +153,98 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         error = single_error(group)
-        if isinstance(error, OrchestratorError):  # e.g. the quota cannot cover the run
-            await journal.finish(exit_code_for(error))
-        raise error from group
-    code = exit_code(result) if result is not None else ExitCode.INTERRUPTED  # 2nd Ctrl-C
+        if not isinstance(error, OrchestratorError) or outputs.collector.result is None:
+            # Before the run began (e.g. the quota cannot cover it): nothing to summarise.
+            if isinstance(error, OrchestratorError):
+                await journal.finish(exit_code_for(error))
+            raise error from group
+        ended_by = error  # the run reported what it knew (RunFinished) before it ended
+    if ended_by is not None:
+        code = exit_code_for(ended_by)
+    else:
+        code = exit_code(result) if result is not None else ExitCode.INTERRUPTED  # 2nd signal
     await journal.finish(code)
     outputs.finish(replace(job.facts, exit_code=code), job.skipped)
-    partial = outputs.collector.result
-    if result is None and partial is not None and partial.in_flight:
-        console.print(
-            f"\n[yellow]{len(partial.in_flight)} instances were still running[/]: their "
-            "invocations go on; nothing more was dispatched"
-        )
-    halt = result.halt if result is not None else None
-    if result is None or (halt is not None and halt.reason in {"interrupted", "unanswered"}):
-        console.print(f"continue it with: orchestrator resume {job.run_id}")
+    _tell_how_it_ended(
+        job,
+        console,
+        partial=outputs.collector.result,
+        result=result,
+        error=ended_by,
+        signals=signals,
+    )
     return code
 
 
+def _tell_how_it_ended(
+    job: Job,
+    console: Console,
+    *,
+    partial: RolloutResult | None,
+    result: RolloutResult | None,
+    error: OrchestratorError | None,
+    signals: Sequence[signal.Signals],
+) -> None:
+    """After the summary: what still runs, why it ended (stderr), and, last on stdout,
+    how to continue it."""
+    running = len(partial.in_flight) if result is None and partial is not None else 0
+    if running:
+        console.print(
+            f"\n[yellow]{running} instances were still running[/]: their "
+            "invocations go on; nothing more was dispatched"
+        )
+    why = _why_it_ended(error, signals, result, running)
+    if why:
+        make_console(stderr=True).print(why, soft_wrap=True)
+    halt = result.halt if result is not None else None
+    if result is None or (halt is not None and halt.reason in {"interrupted", "unanswered"}):
+        # The last line on stdout, whatever ended the run: scripts and people read it.
+        if job.resumable:
+            console.print(f"continue it with: orchestrator resume {job.run_id}", soft_wrap=True)
+        else:
+            console.print(
+                f"run {job.run_id} ran against the embedded simulator: it cannot be resumed",
+                soft_wrap=True,
+            )
+
+
+def _why_it_ended(
+    error: OrchestratorError | None,
+    signals: Sequence[signal.Signals],
+    result: RolloutResult | None,
+    running: int,
+) -> str:
+    """The one line on stderr that says why an interrupted run ended ("" otherwise)."""
+    if error is not None:
+        return f"[bold red]error:[/] {escape(str(error))}"
+    if not signals:
+        return ""
+    name = signals[-1].name
+    if result is None:
+        return (
+            f"[yellow]interrupted[/] by {name} twice: exited at once, {running} instances "
+            "still running"
+        )
+    return f"[yellow]interrupted[/] by {name}: nothing more was sent, what ran was followed"
+
+
 async def _obey_signals(
-    control: RunControl, everything: anyio.CancelScope, console: Console, run_id: str
+    control: RunControl,
+    everything: anyio.CancelScope,
+    console: Console,
+    resume: str,
+    received: list[signal.Signals],
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
+        async for signum in signals:
+            received.append(signal.Signals(signum))
             if control.request:
                 console.print("[yellow]interrupted again: exiting now[/]")
                 everything.cancel()
                 return
             console.print(
                 "[yellow]interrupted: nothing more is sent; waiting for what runs to finish "
-                f"(again to exit now; `orchestrator resume {run_id}` continues)[/]",
+                f"(again to exit now{'; ' + resume if resume else ''})[/]",
                 soft_wrap=True,
             )
             control.drain("interrupted: dispatch stopped, what ran was followed to its end")

@@ -38,6 +38,8 @@ class ExitCode(enum.IntEnum):
 def exit_code_for(error: errors.OrchestratorError) -> ExitCode:
     """The exit code for an error that ends a command."""
     match error:
+        case errors.TrackingAbandoned(cause=cause):
+            return exit_code_for(cause)  # auth revoked mid-run is 5, an outage 4
         case errors.PlanError() | errors.JournalError():
             return ExitCode.USAGE
         case RunLocked():

@@ -25,7 +25,7 @@ from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
-from orchestrator.ecs import DEFAULT_RATES
+from orchestrator.ecs import DEFAULT_RATES, PATIENT_READS
 from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
 from orchestrator.plan import (
     PlanError,
@@ -192,7 +192,7 @@ def dry_run(args: argparse.Namespace) -> int:
             console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             attributes = await conn.client.describe_account_attributes(
-                ["max-axt-invocation-daily", "max-axt-command-count"]
+                ["max-axt-invocation-daily", "max-axt-command-count"], retry=PATIENT_READS
             )
         _dry_run(console, plan, resolution, dict(attributes.values))
         return ExitCode.OK
@@ -277,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
                     exit_code=0,
                 ),
                 outputs=OutputOptions.of(args),
+                resumable=target.sim is None,  # the embedded simulator ends with us
             )
             with RunLock.acquire(run_dir, run_id):
                 async with create_journal(journal_path(state_dir, run_id), header) as journal:

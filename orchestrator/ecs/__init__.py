@@ -29,11 +29,12 @@ from orchestrator.ecs._responses import (
     InvocationResult,
     RunCommandResult,
 )
-from orchestrator.ecs._retry import RetryDetails, RetryPolicy
+from orchestrator.ecs._retry import PATIENT_READS, RetryDetails, RetryPolicy
 
 __all__ = [
     "DEFAULT_RATES",
     "DEFAULT_RETRY",
+    "PATIENT_READS",
     "AccountAttributes",
     "CloudAssistantStatus",
     "Credentials",

@@ -5,8 +5,10 @@ talks HTTP. Each call adds RegionId, signs afresh on every attempt (new nonce an
 timestamp from the wall clock, nonce from the nonce factory) and sends the identical
 parameters, so retries are safe where the service deduplicates: Describe* and
 StopInvocation always go through the retry policy, RunCommand only when it carries a
-ClientToken. Paged calls are async iterators that follow NextToken to the end and
-split ID lists into the largest chunks every endpoint accepts.
+ClientToken; DescribeInstances, DescribeCloudAssistantStatus and DescribeAccountAttributes
+take another policy for one call when the caller asks (`retry=`: the targets step and the
+quota check are patient with throttling). Paged calls are async iterators that follow
+NextToken to the end and split ID lists into the largest chunks every endpoint accepts.
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ class EcsClient:
         zone_id: str | None = None,
         status: str | None = None,
         page_size: int = codes.DESCRIBE_INSTANCES_MAX_RESULTS,
+        retry: RetryPolicy | None = None,
     ) -> AsyncIterator[Instance]:
         """Every instance matching all the filters (tags AND-ed), page after page.
 
@@ -204,11 +207,12 @@ class EcsClient:
                     next_token=token,
                 )
 
-            async for instance in self._pages("DescribeInstances", params, decode_instances_page):
+            pages = self._pages("DescribeInstances", params, decode_instances_page, policy=retry)
+            async for instance in pages:
                 yield instance
 
     async def describe_cloud_assistant_status(
-        self, instance_ids: Sequence[str]
+        self, instance_ids: Sequence[str], *, retry: RetryPolicy | None = None
     ) -> list[CloudAssistantStatus]:
         """The agent status of each instance, 50 IDs per call; [] without a call for no IDs."""
         statuses: list[CloudAssistantStatus] = []
@@ -221,7 +225,10 @@ class EcsClient:
                 [
                     status
                     async for status in self._pages(
-                        "DescribeCloudAssistantStatus", params, decode_cloud_assistant_status_page
+                        "DescribeCloudAssistantStatus",
+                        params,
+                        decode_cloud_assistant_status_page,
+                        policy=retry,
                     )
                 ]
             )
@@ -289,7 +296,9 @@ class EcsClient:
                 "StopInvocation", encode_stop_invocation(invoke_id, chunk), policy=self._retry
             )
 
-    async def describe_account_attributes(self, names: Sequence[str]) -> AccountAttributes:
+    async def describe_account_attributes(
+        self, names: Sequence[str], *, retry: RetryPolicy | None = None
+    ) -> AccountAttributes:
         """The named account attributes (8 per call), or all of them when `names` is empty."""
         chunks = _chunks(names, codes.ACCOUNT_ATTRIBUTE_NAMES_MAX) or [()]
         values: dict[str, str] = {}
@@ -297,7 +306,7 @@ class EcsClient:
             body = await self._call(
                 "DescribeAccountAttributes",
                 encode_describe_account_attributes(chunk),
-                policy=self._retry,
+                policy=retry or self._retry,
             )
             attributes = self._decode("DescribeAccountAttributes", body, decode_account_attributes)
             values.update(attributes.values)
@@ -310,11 +319,13 @@ class EcsClient:
         action: str,
         params: Callable[[str | None], dict[str, str]],
         decode: Callable[[Mapping[str, Any]], Page[T]],
+        *,
+        policy: RetryPolicy | None = None,
     ) -> AsyncIterator[T]:
         token: str | None = None
         seen: set[str] = set()
         while True:
-            body = await self._call(action, params(token), policy=self._retry)
+            body = await self._call(action, params(token), policy=policy or self._retry)
             page = self._decode(action, body, decode)
             for item in page.items:
                 yield item

@@ -9,6 +9,12 @@ raised at once. Throttling backs off from a larger base, as the legacy SDK does 
 100 ms for server errors, 500 ms for `Throttling`). The attempt callable is called
 afresh each time, so the caller re-signs (fresh nonce and timestamp) while sending the
 very same parameters — a RunCommand retry carries the same ClientToken.
+
+Throttling can be given more patience than the other retryable errors
+(`throttle_attempts`, `throttle_budget`): it is the endpoint saying "not now", never "no",
+while a run of 5xx or lost connections more likely means an outage that waiting longer
+does not cure. `PATIENT_READS` is that policy for the read-only calls a run cannot start
+without (the targets step, the quota check): a burst of throttling must not end a run.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ class RetryPolicy:
     started that would end past `budget` seconds after the first attempt began.
     The defaults (5 attempts, 0.1 s / 0.5 s bases, 20 s cap) follow the legacy SDK's
     backoff with one more attempt; the 60 s budget keeps a throttling storm from
-    stalling a wave for long.
+    stalling a wave for long. When the last error is a Throttled, `throttle_attempts`
+    and `throttle_budget` (None: `attempts` and `budget`) are the limits instead.
     """
 
     attempts: int = 5
@@ -45,12 +52,23 @@ class RetryPolicy:
     throttle_base_delay: float = 0.5
     max_delay: float = 20.0
     budget: float = 60.0
+    throttle_attempts: int | None = None
+    throttle_budget: float | None = None
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
+        if min(self.attempts, self.throttle_attempts or 1) < 1:
             raise ValueError("attempts must be >= 1")
-        if min(self.base_delay, self.throttle_base_delay, self.max_delay, self.budget) < 0:
+        budgets = (self.budget, self.throttle_budget or 0.0)
+        if min(self.base_delay, self.throttle_base_delay, self.max_delay, *budgets) < 0:
             raise ValueError("delays and budget must be >= 0")
+
+    def limits(self, error: OrchestratorError) -> tuple[int, float]:
+        """The attempts and the budget that apply when the last attempt failed with `error`."""
+        if isinstance(error, Throttled):
+            attempts = self.attempts if self.throttle_attempts is None else self.throttle_attempts
+            budget = self.budget if self.throttle_budget is None else self.throttle_budget
+            return attempts, budget
+        return self.attempts, self.budget
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -62,6 +80,12 @@ class RetryPolicy:
         base = self.throttle_base_delay if isinstance(error, Throttled) else self.base_delay
         cap = min(self.max_delay, base * 2 ** (failed_attempts - 1))
         return rng.uniform(0.0, cap)
+
+
+# 20 attempts: 15 Throttling answers in a row and more still pass, and the worst case of
+# the jittered waits for 19 of them (0.5 s doubling to the 20 s cap: 291.5 s) fits the
+# 300 s budget. Any other error gets the usual 5 attempts, 60 s.
+PATIENT_READS = RetryPolicy(throttle_attempts=20, throttle_budget=300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +126,11 @@ async def retry_call(
             return await attempt()
         except OrchestratorError as error:
             failed += 1
-            if not error.retryable or failed >= policy.attempts:
+            attempts, budget = policy.limits(error)
+            if not error.retryable or failed >= attempts:
                 raise
             delay = policy.delay(failed, error, rng)
-            if clock.monotonic() - started + delay > policy.budget:
+            if clock.monotonic() - started + delay > budget:
                 raise
             if on_retry is not None:
                 on_retry(RetryDetails(action, failed, delay, error_code_of(error)))

@@ -4,7 +4,8 @@ Before the first RunCommand, DescribeAccountAttributes gives `max-axt-invocation
 and `max-axt-command-count`. The API reports each quota, not how much of it today's
 earlier runs used, so this check can only refuse a run that could never fit; a run that
 fits may still meet `Invocation.ExceedQuota` part-way (the dispatcher then halts with that
-code). An attribute the account does not report is not checked.
+code). An attribute the account does not report is not checked. The call waits out a
+burst of throttling (`PATIENT_READS`): it is read-only, and a run must not end on it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.ecs import codes
+from orchestrator.ecs import PATIENT_READS, codes
 from orchestrator.errors import QuotaTooSmall
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class QuotaNeeds:
 async def check_quota(client: EcsClient, needs: QuotaNeeds) -> None:
     """Raise `QuotaTooSmall` when a quota is smaller than what the run needs."""
     attributes = await client.describe_account_attributes(
-        [codes.ATTRIBUTE_INVOCATION_QUOTA, codes.ATTRIBUTE_COMMAND_QUOTA]
+        [codes.ATTRIBUTE_INVOCATION_QUOTA, codes.ATTRIBUTE_COMMAND_QUOTA], retry=PATIENT_READS
     )
     daily = attributes.daily_invocation_quota
     if daily is not None and needs.invocations > daily:

@@ -17,7 +17,9 @@ breached"); what was already accepted is tracked to its end (and after a breach,
 the runner emits `RunFinished(result, interrupted=True)` with everything known so far
 (instances that may be running are listed in `in_flight`, never given an outcome they did
 not reach) and re-raises; nothing is stopped on the instances, a resume picks them up. A
-tracking failure is reported the same way and re-raised.
+tracking failure (`TrackingAbandoned`: the API kept failing past the commands' deadline,
+or refused the credentials) is reported the same way, halt `tracking` with the API's
+code, and re-raised.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.ecs._retry import error_code_of
+from orchestrator.errors import OrchestratorError, TrackingAbandoned
 from orchestrator.rollout._approval import Approver, Refuse, ask_approval
 from orchestrator.rollout._batches import keep_order
 from orchestrator.rollout._capacity import ExecutionSlots
@@ -174,6 +177,7 @@ class _Rollout:
             ledger=self._ledger,
             periodic=command.repeat_mode in PERIODIC_MODES or command.frequency is not None,
             delivery_timeout=plan.limits.delivery_timeout,
+            command_timeout=command.timeout,
         )
         self._dispatcher = Dispatcher(
             client,
@@ -219,7 +223,8 @@ class _Rollout:
             self._sink(RunFinished(result, interrupted=True))
             raise
         except OrchestratorError as error:
-            code = str(getattr(error, "code", type(error).__name__))
+            cause = error.cause if isinstance(error, TrackingAbandoned) else error
+            code = error_code_of(cause)
             self._sink(
                 RunFinished(self._finish(Halt("tracking", code, str(error))), interrupted=True)
             )

@@ -23,10 +23,14 @@ the agents confirm the stops (Terminated, Cancelled: STOPPED) or `stop_grace` pa
 finished on its own before the stop reached it keeps the outcome it reached.
 Each final state is reported to the ledger (`settled`) before the instance's execution
 slot is freed, so a gate can stop dispatch before the slot lets another batch out.
+
+An outage (polls failing after the client's own retries) is ridden out for as long as
+any watched command may still be running, then tracking gives up (`_outage.py`).
 """
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Final, cast
 
 import anyio
@@ -35,6 +39,7 @@ import structlog
 from orchestrator.ecs.codes import InstanceInvocationStatus as S
 from orchestrator.errors import ApiError, OrchestratorError
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY
+from orchestrator.rollout._outage import Deadlines, Outage
 from orchestrator.rollout._outcome import is_done
 from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
 
@@ -51,9 +56,6 @@ if TYPE_CHECKING:
 POLL_MIN: Final = 1.0
 POLL_MAX: Final = 10.0
 STOP_GRACE: Final = 60.0
-# Polls in a row that may fail with a transient error (after the client's own retries)
-# before tracking gives up.
-MAX_FAILED_POLLS: Final = 10
 
 _log = structlog.get_logger(__name__)
 
@@ -71,9 +73,11 @@ class InvocationTracker:
         ledger: RunLedger,
         periodic: bool,
         delivery_timeout: float,
+        command_timeout: float,
         poll_min: float = POLL_MIN,
         poll_max: float = POLL_MAX,
         stop_grace: float = STOP_GRACE,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._run_id = run_id
@@ -82,6 +86,9 @@ class InvocationTracker:
         self._ledger = ledger
         self._periodic = periodic
         self._delivery_timeout = delivery_timeout
+        self._deadlines = Deadlines(delivery_timeout, command_timeout, stop_grace)
+        # Jitter only has to differ between runs sharing an endpoint, not be secret.
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311
         self._poll_min = poll_min
         self._poll_max = poll_max
         self._stop_grace = stop_grace
@@ -146,8 +153,12 @@ class InvocationTracker:
     # --- the loop ---------------------------------------------------------------------
 
     async def track(self) -> None:
-        """Poll until dispatch has finished and every watched invocation is settled."""
-        interval, failed = self._poll_min, 0
+        """Poll until dispatch has finished and every watched invocation is settled.
+
+        Raises `TrackingAbandoned` when the API keeps failing past `give_up_at()`, or
+        fails with an error no retry can cure."""
+        interval = self._poll_min
+        outage: Outage | None = None
         while True:
             if not self._active:
                 if self._dispatch_done:
@@ -162,17 +173,25 @@ class InvocationTracker:
             self._fresh = False
             try:
                 changed = await self._poll()
-                failed = 0
             except OrchestratorError as error:
-                failed += 1
-                _log.warning(
-                    "rollout.poll_failed", run_id=self._run_id, failed=failed, error=str(error)
+                now = self._clock.monotonic()
+                outage = outage or Outage(self._run_id, now)
+                give_up_at = self.give_up_at()
+                outage.poll_failed(error, now=now, give_up_at=give_up_at)
+                interval = outage.nap(
+                    self._rng, poll_min=self._poll_min, now=now, give_up_at=give_up_at
                 )
-                if not error.retryable or failed >= MAX_FAILED_POLLS:
-                    raise
-                changed = False
+                continue
+            if outage is not None:
+                outage.recovered(self._clock.monotonic())
+                outage = None
             fresh = changed or self._fresh
             interval = self._poll_min if fresh else min(interval * 2, self._poll_max)
+
+    def give_up_at(self) -> float:
+        """The moment (on the clock) after which no watched command can still be running
+        (`Deadlines.give_up_at`): an outage is ridden out until then."""
+        return self._deadlines.give_up_at(self._active.values())
 
     async def _nap(self, seconds: float) -> bool:
         """Sleep on the clock; False when new work cut the nap short."""

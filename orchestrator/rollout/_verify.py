@@ -125,6 +125,7 @@ async def run_verify(
         ledger=ledger,
         periodic=False,
         delivery_timeout=delivery_timeout,
+        command_timeout=verify.timeout,
     )
     dispatcher = Dispatcher(
         client,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator.errors import ServerError
+from orchestrator.errors import TrackingAbandoned
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import Outcome, RecordingSink, RunFinished, Throttled, run_rollout
 from orchestrator.sim import FaultSpec, RunningSimulator
@@ -137,13 +137,13 @@ async def test_a_runcommand_still_processing_is_asked_again_with_the_same_token(
 
 
 async def test_when_results_can_no_longer_be_read_the_partial_result_is_reported():
-    """DescribeInvocations always fails: after 10 failed polls the run raises, and its
-    RunFinished says which instances may still be running."""
+    """DescribeInvocations always fails: once no command can still be running the run
+    raises, and its RunFinished says which instances may still be running."""
     async with simulated(fleet_yaml(30)) as env:
         instances = await every_instance(env.client)
         env.sim.faults.set(FaultSpec(error_rate=1.0, actions=frozenset({"DescribeInvocations"})))
         sink = RecordingSink()
-        with pytest.raises(ServerError):
+        with pytest.raises(TrackingAbandoned):
             await run_rollout(
                 plan_of(10), env.client, instances, run_id="r-blind", clock=env.clock, sink=sink
             )

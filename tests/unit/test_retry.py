@@ -18,7 +18,7 @@ from orchestrator.ecs import (
     RetryPolicy,
     RunCommandRequest,
 )
-from orchestrator.ecs._retry import retry_call
+from orchestrator.ecs._retry import PATIENT_READS, retry_call
 from orchestrator.errors import (
     IdempotentProcessing,
     InvalidParameter,
@@ -326,3 +326,25 @@ async def test_describe_is_retried_on_throttling(canned: tuple[Canned, str]) -> 
     assert len(server.queries) == 2
     assert server.queries[1]["RegionId"] == "cn-hangzhou"
     assert server.queries[1]["AttributeName.1"] == "max-axt-invocation-daily"
+
+
+@pytest.mark.anyio
+async def test_patient_reads_wait_out_15_throttles_but_not_15_server_errors() -> None:
+    """PATIENT_READS: Throttling gets 20 attempts in 300 s; any other error the usual 5."""
+    clock = FakeClock()
+    assert await run(Script(*(throttled() for _ in range(15))), PATIENT_READS, clock) == "ok"
+    assert len(clock.sleeps) == 15
+    assert sum(clock.sleeps) <= 300.0
+    failing = Script(*(server_error() for _ in range(15)))
+    with pytest.raises(ServerError):
+        await run(failing, PATIENT_READS, FakeClock())
+    assert failing.calls == 5
+
+
+@pytest.mark.anyio
+async def test_throttle_limits_fall_back_to_the_general_ones() -> None:
+    """Without throttle_attempts, Throttling is retried as often as anything else."""
+    script = Script(*(throttled() for _ in range(6)))
+    with pytest.raises(Throttled):
+        await run(script, RetryPolicy(attempts=3), FakeClock())
+    assert script.calls == 3
