@@ -243,6 +243,7 @@ class EcsClient:
         invoke_status: str | None = None,
         tags: Mapping[str, str] | None = None,
         page_size: int = codes.INVOCATIONS_MAX_RESULTS,
+        retry: RetryPolicy | None = None,
     ) -> AsyncIterator[Invocation]:
         """Invocations with their instances; output (when asked for) decoded from Base64.
 
@@ -260,7 +261,8 @@ class EcsClient:
                 next_token=token,
             ) | tag_list("Tag", tags or {})
 
-        async for invocation in self._pages("DescribeInvocations", params, decode_invocations_page):
+        pages = self._pages("DescribeInvocations", params, decode_invocations_page, policy=retry)
+        async for invocation in pages:
             yield invocation
 
     async def describe_invocation_results(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from orchestrator.ecs import PATIENT_READS
 from orchestrator.rollout import RUN_TAG_KEY, VERIFY_COMMAND_NAME, BatchState, RecordedBatch
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ async def find_lost_sends(client: EcsClient, record: JournalRecord) -> RunHistor
         return history
     listed: dict[tuple[str, frozenset[str]], str] = {}
     tags = {RUN_TAG_KEY: record.header.run_id}
-    async for invocation in client.describe_invocations(tags=tags):
+    # Read-only and safe to repeat: a burst of throttling must not end a resume unstarted.
+    async for invocation in client.describe_invocations(tags=tags, retry=PATIENT_READS):
         purpose = "verify" if invocation.command_name == VERIFY_COMMAND_NAME else "run"
         instances = frozenset(item.instance_id for item in invocation.instances)
         listed[purpose, instances] = invocation.invoke_id

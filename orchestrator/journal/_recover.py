@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator.ecs import PATIENT_READS
 from orchestrator.ecs.codes import InstanceInvocationStatus
 from orchestrator.journal._writer import create_journal
 from orchestrator.rollout import (
@@ -84,7 +85,12 @@ class Recovery:
 
 async def run_invocations(client: EcsClient, run_id: str) -> list[Invocation]:
     """Every invocation tagged with the run (all pages)."""
-    return [inv async for inv in client.describe_invocations(tags={RUN_TAG_KEY: run_id})]
+    return [
+        inv
+        async for inv in client.describe_invocations(
+            tags={RUN_TAG_KEY: run_id}, retry=PATIENT_READS
+        )
+    ]
 
 
 def match_batches(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from orchestrator.errors import AuthError, ServerError, TrackingAbandoned
+from orchestrator.journal import run_invocations
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import BatchDispatched, Outcome, RecordingSink, RunFinished, run_rollout
 from orchestrator.sim import FaultKind, FaultSpec
@@ -167,6 +168,23 @@ async def test_the_quota_check_rides_out_15_throttling_answers():
         )
         assert env.sim.faults.pending == 0
         assert result.counts()[Outcome.SUCCEEDED] == 12
+
+
+async def test_the_listing_of_a_runs_invocations_rides_out_15_throttling_answers():
+    """What `resume` (lost sends) and `recover` read before anything else: a burst of
+    throttling must not end them before they start."""
+    async with simulated(fleet_yaml(12)) as env:
+        instances = await every_instance(env.client)
+        await run_rollout(
+            plan_of(), env.client, instances, run_id="r-list", clock=env.clock,
+            sink=RecordingSink(),
+        )  # fmt: skip
+        env.sim.faults.fail_next(
+            FaultKind.API_ERROR, 15, action="DescribeInvocations", code="Throttling"
+        )
+        listed = await run_invocations(env.client, "r-list")
+        assert env.sim.faults.pending == 0
+        assert sum(len(invocation.instances) for invocation in listed) == 12
 
 
 async def test_a_few_transport_failures_in_the_targets_step_still_end_it():
