@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 import structlog
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, TrackingAbandoned
 from orchestrator.plan import Command
 from orchestrator.rollout._batches import WavePlan, split_batches
 from orchestrator.rollout._capacity import ExecutionSlots
@@ -151,6 +151,10 @@ async def run_verify(
     problem = ""
     try:
         await _under_control(dispatcher, tracker, plan, control)
+    except TrackingAbandoned:
+        # Not inconclusive: the verify's invocations are still out there with no result.
+        # The run ends interrupted and a resume follows them by their InvokeIds.
+        raise
     except OrchestratorError as error:
         problem = f"tracking failed: {error}"
         _log.warning("rollout.verify_failed", run_id=run_id, wave=wave.name, error=str(error))

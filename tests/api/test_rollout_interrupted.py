@@ -6,14 +6,23 @@ Everything runs on the fleet's scaled clock: the times asserted are the simulati
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from orchestrator.errors import AuthError, ServerError, TrackingAbandoned
 from orchestrator.journal import run_invocations
-from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
-from orchestrator.rollout import BatchDispatched, Outcome, RecordingSink, RunFinished, run_rollout
+from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
+from orchestrator.rollout import (
+    ApprovalRequested,
+    BatchDispatched,
+    Outcome,
+    RecordingSink,
+    RunFinished,
+    VerifyStarted,
+    run_rollout,
+)
 from orchestrator.sim import FaultKind, FaultSpec
 from orchestrator.targets import resolve
 from orchestrator.testing import simulated
@@ -22,6 +31,7 @@ if TYPE_CHECKING:
     from orchestrator.clock import Clock
     from orchestrator.ecs import EcsClient, Instance
     from orchestrator.rollout import Event
+    from orchestrator.sim import Faults
 
 pytestmark = pytest.mark.anyio
 
@@ -195,3 +205,46 @@ async def test_a_few_transport_failures_in_the_targets_step_still_end_it():
         with pytest.raises(ServerError):
             await resolve(Targets(tags={"app": "web"}), "RunShellScript", env.client)
         assert env.sim.faults.pending == 10  # 5 attempts, then the error
+
+
+class RevokeAtVerify(RecordingSink):
+    """Records events; when the verify starts, the access key is revoked (the next
+    DescribeInvocations is refused)."""
+
+    def __init__(self, faults: Faults) -> None:
+        super().__init__()
+        self._faults = faults
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        if isinstance(event, VerifyStarted):
+            self._faults.fail_next(
+                FaultKind.API_ERROR,
+                action="DescribeInvocations",
+                code="InvalidAccessKeyId.NotFound",
+            )
+
+
+async def test_credentials_refused_during_a_verify_end_the_run_interrupted():
+    """Not an inconclusive verify that asks a person: the verify's invocations are still
+    out there, so the run ends interrupted and a resume follows them."""
+    async with simulated(fleet_yaml(6)) as env:
+        instances = await every_instance(env.client)
+        plan = replace(
+            plan_of(),
+            waves=(
+                Wave("first", Amount(3), verify=Verify(content="true")),
+                Wave("rest", Amount(100, percent=True)),
+            ),
+        )
+        sink = RevokeAtVerify(env.sim.faults)
+        with pytest.raises(TrackingAbandoned) as caught:
+            await run_rollout(
+                plan, env.client, instances, run_id="r-verify", clock=env.clock, sink=sink
+            )
+        assert isinstance(caught.value.cause, AuthError)
+        (finished,) = sink.of(RunFinished)
+        assert finished.interrupted
+        assert finished.result.halt is not None
+        assert finished.result.halt.code == "InvalidAccessKeyId.NotFound"
+        assert not sink.of(ApprovalRequested)
