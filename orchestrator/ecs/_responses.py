@@ -5,12 +5,17 @@ a `Page` of them. The `decode_*` functions turn times to aware UTC datetimes, Ba
 output to text and status strings to the enums of `orchestrator.ecs.codes` (this module
 is the one place where wire strings become enums). Nothing here does I/O, so every rule
 is tested without a network. A body that breaks the schema raises ValueError, KeyError
-or TypeError naming the field; the client reports that as an `InvalidResponse` error.
+or TypeError naming the field (quoting at most a clipped, shallow view of a value); the
+client reports that as an `InvalidResponse` error. Integers outside 64 bits, times that
+datetime cannot hold and text that is not valid Unicode are refused too: each would break
+later, far from the answer (in the journal, in the output).
 """
 
 from __future__ import annotations
 
 import base64
+import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +30,17 @@ E = TypeVar("E", bound=StrEnum)
 
 # Kept apart from the same two helpers in _requests, so neither side imports the other.
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() also reads "٣"
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+# A value quoted in an error: a few levels and characters of it, however large or deep.
+_SHOWN = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 60, 60, 40
+
+
+def _show(value: object) -> str:
+    return _SHOWN.repr(value)
 
 
 def _empty() -> Mapping[str, Any]:
@@ -42,7 +58,13 @@ def _text(body: Mapping[str, Any], key: str) -> str:
     value = body.get(key)
     if value is None:
         return ""
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
+    if isinstance(value, str):
+        if not value.isascii():
+            # JSON may escape a lone surrogate (`\ud800`): such a str cannot be printed,
+            # logged or stored as UTF-8, so it is refused here rather than crash later.
+            value.encode("utf-8")  # UnicodeEncodeError, a ValueError, names the position
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"{key} must be a string, got {type(value).__name__}")
 
@@ -55,12 +77,23 @@ def _required(body: Mapping[str, Any], key: str) -> str:
 
 
 def _int(body: Mapping[str, Any], key: str) -> int | None:
+    """An integer field (the API's `long`), from a number or a string of ASCII digits.
+
+    Out of the signed 64-bit range it is refused: the journal stores it in SQLite, which
+    cannot hold more, and no exit code or byte count is that large.
+    """
     value = body.get(key)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise TypeError(f"{key} must be an integer, got {value!r}")
-    return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise TypeError(f"{key} must be an integer, got {_show(value)}")
+    if not _LONG_MIN <= number <= _LONG_MAX:
+        raise ValueError(f"{key} is out of the 64-bit range")
+    return number
 
 
 def _count(body: Mapping[str, Any], key: str) -> int:
@@ -81,8 +114,8 @@ def parse_time(value: str | None) -> datetime | None:
 def _time(body: Mapping[str, Any], key: str) -> datetime | None:
     try:
         return parse_time(_text(body, key))
-    except ValueError:
-        raise ValueError(f"{key} is not a time: {body.get(key)!r}") from None
+    except (ValueError, OverflowError):  # OverflowError: past year 9999 once in UTC
+        raise ValueError(f"{key} is not a time: {_show(body.get(key))}") from None
 
 
 def _enum(kind: type[E], body: Mapping[str, Any], key: str) -> E:
@@ -90,7 +123,7 @@ def _enum(kind: type[E], body: Mapping[str, Any], key: str) -> E:
     try:
         return kind(value)
     except ValueError:
-        raise ValueError(f"{key} has an unknown value {value!r}") from None
+        raise ValueError(f"{key} has an unknown value {_show(value)}") from None
 
 
 def _nested(body: Mapping[str, Any], outer: str, inner: str) -> list[Mapping[str, Any]]:
@@ -166,9 +199,20 @@ class Instance:
     tags: Mapping[str, str] = field(default_factory=_empty, hash=False)
 
 
-def _instance(item: Mapping[str, Any]) -> Instance:
+def _private_ips(item: Mapping[str, Any]) -> tuple[str, ...]:
     vpc = item.get("VpcAttributes") or {}
-    raw_ips = (vpc.get("PrivateIpAddress") or {}).get("IpAddress") or []
+    if not isinstance(vpc, Mapping):
+        raise TypeError("VpcAttributes must be an object")
+    addresses = vpc.get("PrivateIpAddress") or {}
+    if not isinstance(addresses, Mapping):
+        raise TypeError("VpcAttributes.PrivateIpAddress must be an object")
+    raw_ips = addresses.get("IpAddress") or []
+    if not isinstance(raw_ips, list) or not all(isinstance(ip, str) for ip in raw_ips):
+        raise TypeError("VpcAttributes.PrivateIpAddress.IpAddress must be a list of strings")
+    return tuple(raw_ips)
+
+
+def _instance(item: Mapping[str, Any]) -> Instance:
     return Instance(
         instance_id=_required(item, "InstanceId"),
         name=_text(item, "InstanceName"),
@@ -181,7 +225,7 @@ def _instance(item: Mapping[str, Any]) -> Instance:
         instance_type=_text(item, "InstanceType"),
         resource_group_id=_text(item, "ResourceGroupId"),
         creation_time=_time(item, "CreationTime"),
-        private_ips=tuple(str(ip) for ip in raw_ips),
+        private_ips=_private_ips(item),
         tags=_tags(item),
     )
 
@@ -216,7 +260,7 @@ def _online(item: Mapping[str, Any]) -> bool:
         return value
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         return value.lower() == "true"
-    raise ValueError(f"CloudAssistantStatus has an unknown value {value!r}")
+    raise ValueError(f"CloudAssistantStatus has an unknown value {_show(value)}")
 
 
 def _assistant_status(item: Mapping[str, Any]) -> CloudAssistantStatus:
@@ -395,7 +439,7 @@ class AccountAttributes:
     def quota(self, name: str) -> int | None:
         """`name`'s value as an int; None when absent or not a number."""
         value = self.values.get(name, "")
-        return int(value) if value.isdigit() else None
+        return int(value) if value.isascii() and value.isdigit() else None
 
     @property
     def command_quota(self) -> int | None:
