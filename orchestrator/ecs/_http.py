@@ -5,9 +5,11 @@ what the official SDKs send: POST to `/` with every parameter in the URL query s
 and an empty body (wire-format.md). The query is encoded here, byte for byte, with the
 signer's own RFC 3986 encoding, so what the server decodes is exactly what was signed.
 A non-2xx answer becomes the `ApiError` subclass that `codes.kind_of` names; anything
-that stops an answer from arriving becomes a `TransportError`. No error text holds the
-query (it carries the signature, and with V1 an STS token): messages name only the
-endpoint's scheme, host and port.
+that stops an answer from arriving (the attempt's deadline included) becomes a
+`TransportError`; a 2xx answer that is not a JSON object, or is larger than the cap,
+becomes a `MalformedResponse`. Every message is one line, whatever the endpoint sent.
+No error text holds the query (it carries the signature, and with V1 an STS token):
+messages name only the endpoint's scheme, host and port.
 """
 
 from __future__ import annotations
