@@ -4,6 +4,7 @@ on one line that names the action and the HTTP status; nothing else escapes."""
 
 from __future__ import annotations
 
+import gzip
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -212,6 +213,21 @@ async def test_a_content_length_above_the_cap_is_refused_before_reading(
     assert isinstance(error, errors.MalformedResponse)
     assert error.code == "ResponseTooLarge"
     _one_line(error, "DescribeInstances", 200)
+
+
+async def test_a_compressed_answer_is_capped_once_inflated(http: aiohttp.ClientSession):
+    """A small gzip body that inflates past the cap (a decompression bomb) is refused
+    on its inflated size: the cap counts what would be parsed, not what came in."""
+    inflated = b'{"RequestId": "' + b"a" * (2 * DEFAULT_MAX_ANSWER_BYTES) + b'"}'
+    body = gzip.compress(inflated, compresslevel=6)
+    headers = (
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "gzip"),
+        ("Content-Length", str(len(body))),
+    )
+    error = await _instances_error(Answer("200 OK", headers, [body]), http)
+    assert isinstance(error, errors.MalformedResponse)
+    assert error.code == "ResponseTooLarge"
 
 
 async def test_the_cap_is_configurable(http: aiohttp.ClientSession):

@@ -67,6 +67,29 @@ WIRE_NAMES = [
     "AccountAttributeItem", "AttributeName", "AttributeValues", "ValueItem", "Value",
 ]  # fmt: skip
 
+# Valid records, for `_near` to break one field at a time.
+INSTANCE = {"InstanceId": "i-1", "Status": "Running", "CreationTime": "2020-05-11T09:01:39Z"}
+INVOCATION = {"InvokeId": "t-1", "InvocationStatus": "Success"}
+INVOKE_INSTANCE = {"InstanceId": "i-1", "InvocationStatus": "Success", "ExitCode": 0}
+RESULT = {
+    "InvokeId": "t-1",
+    "InstanceId": "i-1",
+    "InvocationStatus": "Success",
+    "InvokeRecordStatus": "Finished",
+}
+
+TIMES = [
+    "2020-05-11T09:01:39Z",
+    "2020-05-11T09:01Z",
+    "2020-05-11T09:01:39",
+    "9999-12-31T23:59:59-12:00",
+    "0001-01-01T00:00:00+01:00",
+    "2020-13-40T99:99Z",
+    "",
+]
+NUMBERS = {"ExitCode", "Dropped", "Repeats", "Timeout", "ActiveTaskCount", "InvocationCount"}
+EXTREME_NUMBERS = [2**63, -(2**63) - 1, 2**63 - 1, 10**30, "9" * 25, "-1", "+7", "٣", " 1", 1.5]
+
 PLAUSIBLE_TEXT = [
     *[str(s) for s in codes.InstanceStatus],
     *[str(s) for s in codes.InstanceInvocationStatus],
@@ -118,26 +141,48 @@ def _within(outer: str, inner: str, item: st.SearchStrategy[Any]) -> st.SearchSt
     return st.tuples(shaped, items).map(lambda pair: pair[1] | pair[0])
 
 
-invoke_instances = st.tuples(_within("InvokeInstances", "InvokeInstance", items), items).map(
-    lambda pair: pair[1] | pair[0]
-)
-instances = st.tuples(_within("PrivateIpAddress", "IpAddress", leaves), items).map(
+def _near(valid: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """`valid` with a few fields replaced or added: past the required fields, into the rest."""
+    odd = st.lists(st.sampled_from(WIRE_NAMES).flatmap(_field), max_size=3).map(dict)
+    return items | odd.map(lambda changes: valid | changes)
+
+
+def _field(key: str) -> st.SearchStrategy[tuple[str, Any]]:
+    """(key, value), the value often one that this kind of field gets wrong."""
+    if key.endswith("Time"):
+        special: st.SearchStrategy[Any] = st.sampled_from(TIMES)
+    elif key in NUMBERS:
+        special = st.sampled_from(EXTREME_NUMBERS)
+    else:
+        special = st.sampled_from(PLAUSIBLE_TEXT)
+    return st.tuples(st.just(key), special | leaves | json_like)
+
+
+invoke_instances = st.tuples(
+    _within("InvokeInstances", "InvokeInstance", _near(INVOKE_INSTANCE)),
+    _near(INVOCATION),
+).map(lambda pair: pair[1] | pair[0])
+instances = st.tuples(_within("PrivateIpAddress", "IpAddress", leaves), _near(INSTANCE)).map(
     lambda pair: pair[1] | {"VpcAttributes": pair[0]}
 )
 SHAPED: dict[str, st.SearchStrategy[Any]] = {
-    "RunCommand": items,
+    "RunCommand": _near({"CommandId": "c-1", "InvokeId": "t-1"}),
     "DescribeInstances": _within("Instances", "Instance", instances),
     "DescribeCloudAssistantStatus": _within(
-        "InstanceCloudAssistantStatusSet", "InstanceCloudAssistantStatus", items
+        "InstanceCloudAssistantStatusSet",
+        "InstanceCloudAssistantStatus",
+        _near({"InstanceId": "i-1", "CloudAssistantStatus": "true"}),
     ),
     "DescribeInvocations": _within("Invocations", "Invocation", invoke_instances),
-    "DescribeInvocationResults": _within("InvocationResults", "InvocationResult", items).map(
-        lambda invocation: {"RequestId": "r", "Invocation": invocation}
-    ),
+    "DescribeInvocationResults": _within(
+        "InvocationResults", "InvocationResult", _near(RESULT)
+    ).map(lambda invocation: {"RequestId": "r", "Invocation": invocation}),
     "DescribeAccountAttributes": _within(
         "AccountAttributeItems",
         "AccountAttributeItem",
-        _within("AttributeValues", "ValueItem", items),
+        _within("AttributeValues", "ValueItem", _near({"AttributeName": "a"})).map(
+            lambda item: {"AttributeName": "max-axt-command-count"} | item
+        ),
     ),
 }
 
