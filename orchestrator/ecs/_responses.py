@@ -34,6 +34,10 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() also reads "٣"
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+# No list the API answers is longer than a page (100 instances, 50 records) or an
+# invocation's instances (100); ten times that bounds the time a hostile page of tiny
+# items (200,000 fit in the size cap) can cost the decoders.
+_MAX_ITEMS = 1000
 # A value quoted in an error: a few levels and characters of it, however large or deep.
 _SHOWN = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 60, 60, 40
@@ -134,6 +138,8 @@ def _nested(body: Mapping[str, Any], outer: str, inner: str) -> list[Mapping[str
     items = container.get(inner) or []
     if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
         raise TypeError(f"{outer}.{inner} must be a list of objects")
+    if len(items) > _MAX_ITEMS:
+        raise ValueError(f"{outer}.{inner} has {len(items)} items, more than any page holds")
     return items
 
 

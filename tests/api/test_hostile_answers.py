@@ -146,6 +146,7 @@ MALFORMED_200 = {
         b'"VpcAttributes": {"PrivateIpAddress": {"IpAddress": ' + deep_json(990) + b"}}}]}}"
     ),
     "a time past year 9999": json_answer(_instances(CreationTime="9999-12-31T23:59:59-12:00")),
+    "far more items than a page": json_answer({"Instances": {"Instance": [INSTANCE] * 5000}}),
     "a lone surrogate": raw_answer(b'{"Instances": {"Instance": [{"InstanceId": "i-\\ud800"}]}}'),
 }
 
