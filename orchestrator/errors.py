@@ -10,6 +10,9 @@
     │   │                          request_id, http_status, action)
     │   ├── Throttled              Throttling*: slow down, then retry
     │   ├── ServerError            5xx, InternalError*, ServiceUnavailable*: retry
+    │   │   └── MalformedResponse  an answer that cannot be read (not JSON, not the API's
+    │   │                          shape, too deep, too large): InvalidResponse or
+    │   │                          ResponseTooLarge, retried like a server fault
     │   ├── IdempotentProcessing   the same ClientToken is still being processed: retry
     │   ├── AuthError              signature, access key, token or timestamp refused
     │   ├── QuotaExceeded          a daily or kept-command quota is used up
@@ -161,6 +164,16 @@ class ServerError(ApiError):
     """The endpoint failed on its side (5xx or an internal error code)."""
 
     retryable = True
+
+
+class MalformedResponse(ServerError):
+    """An answer that cannot be read as the API's: not JSON, not its shape, nested too
+    deep, values out of range, or larger than the size cap.
+
+    Retryable like any server fault: a proxy's garbage may be gone on the next attempt,
+    and a RunCommand whose answer could not be read may have run, so it must be re-sent
+    with its ClientToken, never taken for a refusal.
+    """
 
 
 class IdempotentProcessing(ApiError):

@@ -29,9 +29,16 @@ from orchestrator.sim import default_fleet, load_fleet, serve
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-# Connect fast, read patiently: a lost answer is retried (RunCommand with the same
-# ClientToken), so a stalled response must end in an error rather than a hang.
-_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+# Connect fast; then every attempt as a whole (connect, headers, body) has
+# REQUEST_DEADLINE seconds of real time. A lost answer is retried (RunCommand with the
+# same ClientToken), so a stalled or drip-fed answer must end in an error, not a hang: a
+# per-read timeout alone never fires on a server sending one byte every few seconds.
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10)
+# 20 s: the API answers in well under a second, and even its largest page (a few MB of
+# output, DEFAULT_MAX_ANSWER_BYTES) needs only ~200 KB/s. It must stay well inside the
+# retry policy's 60 s budget, which is checked before each backoff: a 60 s deadline would
+# leave a drip-fed call no second attempt, 20 s leaves three.
+REQUEST_DEADLINE = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ async def connect(
                 region_id=region,
                 clock=clock,
                 rate_limiter=RateLimiter(clock, rates),
+                request_timeout=REQUEST_DEADLINE,
             )
             description = f"simulator at {sim.url} ({target.sim or 'demo fleet'})"
             endpoint = sim.url
@@ -113,6 +121,7 @@ async def connect(
                 region_id=region,
                 clock=clock,
                 rate_limiter=RateLimiter(clock, rates),
+                request_timeout=REQUEST_DEADLINE,
             )
             description = endpoint
             token = resolved.credentials.security_token

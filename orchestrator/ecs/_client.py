@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs import codes
-from orchestrator.ecs._http import HttpSender, Session
+from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
 from orchestrator.ecs._requests import (
     RunCommandRequest,
     encode_describe_account_attributes,
@@ -49,7 +49,7 @@ from orchestrator.ecs._responses import (
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
 from orchestrator.ecs._signing import sign_v1, sign_v3
-from orchestrator.errors import ApiError, ServerError, Throttled, Withdrawn
+from orchestrator.errors import ApiError, MalformedResponse, Throttled, Withdrawn
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -78,6 +78,12 @@ def _utc_now() -> datetime:
 
 def _uuid_hex() -> str:
     return uuid.uuid4().hex
+
+
+def _request_id(answer: Answer) -> str:
+    """The answer's RequestId when it is a string (anything else is not shown)."""
+    value = answer.document.get("RequestId")
+    return one_line(value) if isinstance(value, str) else ""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -111,6 +117,7 @@ class EcsClient:
         nonce_factory: Callable[[], str] = _uuid_hex,
         rng: random.Random | None = None,
         request_timeout: float | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         on_retry: RetryHook | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
         rate_limiter: RateLimiter | None = None,
@@ -119,7 +126,9 @@ class EcsClient:
             raise ValueError(f"signature_version must be 'v1' or 'v3', not {signature_version!r}")
         if not region_id:
             raise ValueError("region_id is required: every ECS call sends RegionId")
-        self._http = HttpSender(session, endpoint, request_timeout=request_timeout)
+        self._http = HttpSender(
+            session, endpoint, request_timeout=request_timeout, max_answer_bytes=max_answer_bytes
+        )
         self._credentials = credentials
         self.region_id = region_id
         self._clock = clock
@@ -169,10 +178,10 @@ class EcsClient:
         attempt has been sent, retries go on regardless: it may have been carried out.
         """
         policy = self._retry if req.client_token else RetryPolicy.none()
-        body = await self._call(
+        answer = await self._call(
             "RunCommand", encode_run_command(req), policy=policy, proceed=proceed
         )
-        return self._decode("RunCommand", body, decode_run_command)
+        return self._decode("RunCommand", answer, decode_run_command)
 
     async def describe_instances(
         self,
@@ -305,12 +314,14 @@ class EcsClient:
         chunks = _chunks(names, codes.ACCOUNT_ATTRIBUTE_NAMES_MAX) or [()]
         values: dict[str, str] = {}
         for chunk in chunks:
-            body = await self._call(
+            answer = await self._call(
                 "DescribeAccountAttributes",
                 encode_describe_account_attributes(chunk),
                 policy=retry or self._retry,
             )
-            attributes = self._decode("DescribeAccountAttributes", body, decode_account_attributes)
+            attributes = self._decode(
+                "DescribeAccountAttributes", answer, decode_account_attributes
+            )
             values.update(attributes.values)
         return AccountAttributes(values)
 
@@ -327,18 +338,19 @@ class EcsClient:
         token: str | None = None
         seen: set[str] = set()
         while True:
-            body = await self._call(action, params(token), policy=policy or self._retry)
-            page = self._decode(action, body, decode)
+            answer = await self._call(action, params(token), policy=policy or self._retry)
+            page = self._decode(action, answer, decode)
             for item in page.items:
                 yield item
             if not page.next_token:
                 return
             if page.next_token in seen:
                 # A token the server already gave would loop forever.
-                raise ServerError(
+                raise MalformedResponse(
                     "InvalidResponse",
                     "NextToken repeats an earlier page",
-                    request_id=str(body.get("RequestId", "")),
+                    request_id=_request_id(answer),
+                    http_status=answer.status,
                     action=action,
                 )
             seen.add(page.next_token)
@@ -351,12 +363,12 @@ class EcsClient:
         *,
         policy: RetryPolicy,
         proceed: Callable[[], bool] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         full = {**params, "RegionId": self.region_id}
         limiter = self._rate_limiter
         sent = False
 
-        async def attempt() -> dict[str, Any]:
+        async def attempt() -> Answer:
             nonlocal sent
             if limiter is not None:
                 await limiter.acquire(action)
@@ -365,7 +377,7 @@ class EcsClient:
             sent = True
             query, headers = self._sign(action, full)  # signed after the wait: fresh time
             try:
-                body = await self._http.send(action, query, headers)
+                answer = await self._http.send(action, query, headers)
             except Throttled:
                 if limiter is not None:
                     limiter.throttled(action)
@@ -377,7 +389,7 @@ class EcsClient:
                 raise
             if limiter is not None:
                 limiter.succeeded(action)
-            return body
+            return answer
 
         return await retry_call(
             attempt,
@@ -422,15 +434,21 @@ class EcsClient:
         return params, headers
 
     @staticmethod
-    def _decode(
-        action: str, body: Mapping[str, Any], decode: Callable[[Mapping[str, Any]], T]
-    ) -> T:
+    def _decode(action: str, answer: Answer, decode: Callable[[Mapping[str, Any]], T]) -> T:
         try:
-            return decode(body)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise ServerError(
+            return decode(answer.document)
+        except (
+            AttributeError,
+            KeyError,
+            TypeError,
+            ValueError,  # UnicodeError and binascii.Error (bad Base64) among them
+            OverflowError,  # a time past year 9999 once in UTC
+            RecursionError,  # str() of a value nested nearly as deep as json.loads allows
+        ) as exc:
+            raise MalformedResponse(
                 "InvalidResponse",
-                f"the response does not follow the schema: {exc}",
-                request_id=str(body.get("RequestId", "")),
+                f"the response does not follow the schema: {one_line(str(exc))}",
+                request_id=_request_id(answer),
+                http_status=answer.status,
                 action=action,
             ) from exc

@@ -206,6 +206,9 @@ async def _after_fault(
         with anyio.move_on_after(decision.stall_seconds):
             await request.app[_SHUTTING_DOWN].wait()
         return rendered.to_response()
+    if decision.after is FaultKind.GARBLE:
+        page = "<html><body><h1>200 OK</h1><p>upstream answer replaced</p></body></html>\n"
+        return web.Response(status=200, text=page, content_type="text/html")
     if transport is not None:
         if decision.after is FaultKind.RESET:
             # SO_LINGER with a zero timeout makes close() send RST instead of FIN.

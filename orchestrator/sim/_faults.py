@@ -9,6 +9,8 @@ changing one rate does not shift the others. What the decision means:
 - `after` = "drop": act, then close the connection with no answer;
 - `after` = "reset": act, then reset the connection (TCP RST);
 - `after` = "stall": act, then hold the answer for `stall_seconds` of real time;
+- `after` = "garble" (scripted only): act, then answer 200 with an HTML page instead of
+  the JSON (a proxy's page in front of a service that did the work);
 - `latency`: simulation-clock seconds added before acting.
 
 Tests can also script faults at run time without restarting: `set()` a new `FaultSpec`,
@@ -39,6 +41,7 @@ class FaultKind(enum.StrEnum):
     DROP = "drop"  # acted upon, then closed without an answer
     RESET = "reset"  # acted upon, then TCP RST
     STALL = "stall"  # acted upon, answer held back
+    GARBLE = "garble"  # acted upon, answered 200 with HTML (scripted only)
     LATENCY = "latency"  # answer delayed (counted once per delayed request)
     DISPATCH_ERROR = "dispatch_error"  # 500 InternalError.Dispatch, not acted upon
     API_ERROR = "api_error"  # any code of codes.ERRORS (scripted only), not acted upon
@@ -49,7 +52,7 @@ _ERROR_CODES = {
     FaultKind.UNAVAILABLE: "ServiceUnavailable",
     FaultKind.DISPATCH_ERROR: "InternalError.Dispatch",
 }
-_AFTER_KINDS = frozenset({FaultKind.DROP, FaultKind.RESET, FaultKind.STALL})
+_AFTER_KINDS = frozenset({FaultKind.DROP, FaultKind.RESET, FaultKind.STALL, FaultKind.GARBLE})
 # The actions that dispatch a command to agents, the only ones a dispatch can fail.
 DISPATCH_ACTIONS = frozenset({"RunCommand", "StopInvocation"})
 

@@ -11,7 +11,7 @@ import pytest
 from orchestrator.errors import TrackingAbandoned
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import Outcome, RecordingSink, RunFinished, Throttled, run_rollout
-from orchestrator.sim import FaultSpec, RunningSimulator
+from orchestrator.sim import FaultKind, FaultSpec, RunningSimulator
 from orchestrator.testing import simulated
 
 if TYPE_CHECKING:
@@ -114,6 +114,27 @@ async def test_dropped_answers_and_resets_never_run_anything_twice():
         faults = env.sim.faults.counts
         assert faults["drop"] > 0
         assert faults["reset"] > 0
+        assert_exactly_once(env.sim, instances)
+
+
+async def test_a_runcommand_whose_answer_is_unreadable_is_sent_again_not_lost():
+    """RunCommand is carried out, then answered 200 with an HTML page: the client re-sends
+    it with the same token, the service answers the first invocation, nothing runs twice
+    and nothing is taken for a refusal."""
+    async with simulated(fleet_yaml(20)) as env:
+        instances = await every_instance(env.client)
+        env.sim.faults.fail_next(FaultKind.GARBLE, 2, action="RunCommand")
+        result = await run_rollout(
+            plan_of(10),
+            env.client,
+            instances,
+            run_id="r-garbled",
+            clock=env.clock,
+            sink=RecordingSink(),
+        )
+        assert result.halt is None
+        assert result.counts()[Outcome.SUCCEEDED] == 20
+        assert env.sim.faults.counts[FaultKind.GARBLE] == 2
         assert_exactly_once(env.sim, instances)
 
 

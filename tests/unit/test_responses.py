@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from orchestrator.ecs import codes
+from orchestrator.ecs._fields import parse_time
 from orchestrator.ecs._http import error_from_response
 from orchestrator.ecs._responses import (
     decode_account_attributes,
@@ -17,7 +18,6 @@ from orchestrator.ecs._responses import (
     decode_invocation_results_page,
     decode_invocations_page,
     decode_run_command,
-    parse_time,
 )
 from orchestrator.errors import (
     ApiError,
