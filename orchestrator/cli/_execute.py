@@ -157,6 +157,14 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
             # Before the run began (e.g. the quota cannot cover it): nothing to summarise.
             if isinstance(error, OrchestratorError):
                 await journal.finish(exit_code_for(error))
+                if error.retryable and job.resumable:
+                    # An outage before the first send: nothing went out, and the same
+                    # run can start again where it stands.
+                    console.print(
+                        "nothing was sent; continue it with: "
+                        f"orchestrator resume {job.run_id}",
+                        soft_wrap=True,
+                    )
             raise error from group
         ended_by = error  # the run reported what it knew (RunFinished) before it ended
     if ended_by is not None:

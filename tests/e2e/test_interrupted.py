@@ -190,6 +190,23 @@ async def test_credentials_revoked_mid_run_end_interrupted_and_resume(
     await resume_finishes_it(run_id, tmp_path, quick)
 
 
+async def test_an_outage_before_the_first_send_says_how_to_continue(
+    tmp_path: Path, quick: RunningSimulator
+):
+    """The quota check never gets an answer (503 past its retries): nothing was sent,
+    exit 4, and the last line says how to start the same run again."""
+    quick.faults.fail_next(
+        FaultKind.API_ERROR, 10_000, action="DescribeAccountAttributes", code="ServiceUnavailable"
+    )
+    ended = await cli("run", str(plan_file(tmp_path)), home=tmp_path, sim=quick)
+    assert ended.code == 4, ended
+    run_id = run_id_of(ended.stdout)
+    assert ended.last_line == f"nothing was sent; continue it with: orchestrator resume {run_id}"
+    assert "Traceback" not in ended.stdout + ended.stderr
+    assert quick.stats.count("RunCommand") == 0
+    await resume_finishes_it(run_id, tmp_path, quick)
+
+
 # --- signals -------------------------------------------------------------------------
 
 
