@@ -21,6 +21,11 @@
     ├── Withdrawn                  the caller withdrew a call before it was sent
     ├── JournalError               a run's journal cannot be used (missing, not a journal,
     │                              from a newer orchestrator, created twice, unwritable)
+    ├── ConcurrentRun              another run of the same plan is live (its plan lock, or
+    │   │                          its invocations in the region) or was left interrupted:
+    │   │                          nothing was sent (carries the other run's id)
+    │   └── PlanLocked             another live process holds the plan's lock in this state
+    │                              dir (defined with the lock, in `orchestrator.journal`)
     └── RunLocked                  another live process holds the run (defined with the
                                    lock, in `orchestrator.journal`: it carries the holder)
 
@@ -207,3 +212,13 @@ class Withdrawn(OrchestratorError):
 
 class JournalError(OrchestratorError):
     """A run's journal is missing, is not a journal, is newer than this code, or fails."""
+
+
+class ConcurrentRun(OrchestratorError):
+    """Starting (or resuming) this run could run the plan's script a second time on some
+    instances: another run of the same plan is live, or was left interrupted. Nothing
+    was sent. `other_run` is that run's id ("" when it could not be told)."""
+
+    def __init__(self, message: str, *, other_run: str) -> None:
+        super().__init__(message)
+        self.other_run = other_run

@@ -42,7 +42,14 @@ if TYPE_CHECKING:
     from orchestrator.journal import JournalWriter
     from orchestrator.plan import Plan
     from orchestrator.report import RunFacts
-    from orchestrator.rollout import Approver, Event, Halt, RolloutResult, RunHistory
+    from orchestrator.rollout import (
+        Approver,
+        Event,
+        Halt,
+        PlanIdentity,
+        RolloutResult,
+        RunHistory,
+    )
     from orchestrator.targets import Skipped
 
 STOP_MARKER: Final = "stop"
@@ -64,6 +71,7 @@ class Job:
     facts: RunFacts
     outputs: OutputOptions = field(default_factory=OutputOptions)
     stop_at_once: bool = False  # `orchestrator stop` of a run whose process is gone
+    identity: PlanIdentity | None = None  # the plan tags of its RunCommands (the journal's)
 
 
 def request_stop(run_dir: Path, reason: str) -> Path:
@@ -112,6 +120,7 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
                         approver=job.approver,
                         history=job.history,
                         control=control,
+                        identity=job.identity,
                     )
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group:

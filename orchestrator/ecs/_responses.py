@@ -273,6 +273,7 @@ class Invocation:
     timeout: int | None = None
     creation_time: datetime | None = None
     instances: tuple[InvocationInstance, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=_empty, hash=False)  # `Tags.Tag[]`
 
 
 def _output(item: Mapping[str, Any]) -> str:
@@ -314,6 +315,7 @@ def _invocation(item: Mapping[str, Any]) -> Invocation:
         instances=tuple(
             _invocation_instance(i) for i in _nested(item, "InvokeInstances", "InvokeInstance")
         ),
+        tags=_tags(item),
     )
 
 

@@ -12,13 +12,21 @@ and flushes them in one transaction at a time, off the event loop; readers
 `JournalRecord.history()` is what `orchestrator resume` hands the engine.
 
 One process at a time per run: `RunLock` (an exclusive `flock` on the run's lock file)
-keeps a second `run`/`resume`/`stop` of a run away while one holds it.
+keeps a second `run`/`resume`/`stop` of a run away while one holds it; `PlanLock` (the
+same on `<state dir>/plans/<key>.lock`) keeps a second live run of one plan away.
 
 Import from here; the `_modules` are private.
 """
 
 from orchestrator.journal._header import CREDENTIAL_WORDS, RunHeader, WaveRow
 from orchestrator.journal._lock import LOCK_FILE, LockHolder, RunLock, RunLocked, lock_holder
+from orchestrator.journal._plan_lock import (
+    PLANS_DIR,
+    PlanLock,
+    PlanLocked,
+    plan_holder,
+    plan_lock_path,
+)
 from orchestrator.journal._reader import (
     UNREADABLE,
     BatchRow,
@@ -51,6 +59,7 @@ __all__ = [
     "JOURNAL_FILE",
     "LOCK_FILE",
     "MIGRATIONS",
+    "PLANS_DIR",
     "RESUMABLE_HALTS",
     "SCHEMA_VERSION",
     "UNREADABLE",
@@ -59,6 +68,8 @@ __all__ = [
     "JournalRecord",
     "JournalWriter",
     "LockHolder",
+    "PlanLock",
+    "PlanLocked",
     "RunHeader",
     "RunListing",
     "RunLock",
@@ -71,6 +82,8 @@ __all__ = [
     "list_runs",
     "lock_holder",
     "migrate",
+    "plan_holder",
+    "plan_lock_path",
     "read_journal",
     "reopen_journal",
 ]
