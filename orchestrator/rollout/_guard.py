@@ -140,12 +140,16 @@ class LiveRunElsewhere(ConcurrentRun):
             else ""
         )
         others = f" ({len(conflicts) - 1} more runs of it are live too.)" if conflicts[1:] else ""
+        follow = (
+            f"Follow it with `orchestrator status {first.run_id}` where it runs"
+            if first.run_id
+            else "Find who sent it"
+        )
         super().__init__(
             f"plan {plan} is already running in {region}: {who} has {len(first.instances)} "
             f"of this run's {targets} instances still pending or running: nothing was sent."
-            f"{edited}{others} Follow it with `orchestrator status {first.run_id}` where it "
-            "runs, or wait for it to end; --allow-concurrent starts anyway (dangerous: the "
-            "script can run twice on an instance)",
+            f"{edited}{others} {follow}, or wait for it to end; --allow-concurrent starts "
+            "anyway (dangerous: the script can run twice on an instance)",
             other_run=first.run_id,
         )
         self.conflicts = tuple(conflicts)
