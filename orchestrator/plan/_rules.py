@@ -199,7 +199,7 @@ def _check_tags(command: Command, findings: Findings, where: Where) -> None:
         if not key:
             findings.add(at, "a tag key may not be empty", "MissingParameter.TagKey")
         elif key in RESERVED_TAGS:
-            findings.add(at, f"{key} is a tag orchestrator adds itself", "Duplicate.TagKey")
+            findings.add(at, f"{key} is the tag orchestrator adds itself", "Duplicate.TagKey")
         elif (
             len(key) > codes.TAG_KEY_MAX
             or key.lower().startswith(("aliyun", "acs:"))

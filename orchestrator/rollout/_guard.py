@@ -104,7 +104,7 @@ def find_conflicts(
     digests: dict[str, str] = {}
     for invocation in invocations:
         tags = invocation.tags
-        if tags.get(PLAN_TAG_KEY) != wanted:  # the filter did this; a page may not have
+        if tags.get(PLAN_TAG_KEY) != wanted:  # the filter asked for it; checked all the same
             continue
         other = tags.get(RUN_TAG_KEY, "")
         if other == run_id:
