@@ -27,6 +27,11 @@
     │                              credentials (carries the last error as `cause`)
     ├── JournalError               a run's journal cannot be used (missing, not a journal,
     │                              from a newer orchestrator, created twice, unwritable)
+    ├── ConcurrentRun              another run of the same plan is live (its plan lock, or
+    │   │                          its invocations in the region) or was left interrupted:
+    │   │                          nothing was sent (carries the other run's id)
+    │   └── PlanLocked             another live process holds the plan's lock in this state
+    │                              dir (defined with the lock, in `orchestrator.journal`)
     └── RunLocked                  another live process holds the run (defined with the
                                    lock, in `orchestrator.journal`: it carries the holder)
 
@@ -235,3 +240,13 @@ class TrackingAbandoned(OrchestratorError):
     def __init__(self, message: str, *, cause: OrchestratorError) -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class ConcurrentRun(OrchestratorError):
+    """Starting (or resuming) this run could run the plan's script a second time on some
+    instances: another run of the same plan is live, or was left interrupted. Nothing
+    was sent. `other_run` is that run's id ("" when it could not be told)."""
+
+    def __init__(self, message: str, *, other_run: str) -> None:
+        super().__init__(message)
+        self.other_run = other_run

@@ -82,6 +82,15 @@ def _add_approvals(parser: argparse.ArgumentParser) -> None:
     _add_state_dir(gates)
 
 
+def _add_allow_concurrent(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-concurrent",
+        action="store_true",
+        help="DANGEROUS: go on although another run of this plan is live (in this state "
+        "dir, or seen through the API): the script can run twice on an instance",
+    )
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     shown = parser.add_argument_group("output (docs/logging.md, docs/report-format.md)")
     shown.add_argument(
@@ -140,6 +149,13 @@ def _add_rollout_commands(commands: _Commands) -> None:
         action="store_true",
         help="start even if the daily invocation quota cannot cover the run",
     )
+    run.add_argument(
+        "--new",
+        action="store_true",
+        help="start a new run although the plan's last run here is interrupted "
+        "(`orchestrator resume RUN` continues that one instead)",
+    )
+    _add_allow_concurrent(run)
     _add_output_options(run)
     _add_approvals(run)
 
@@ -156,6 +172,7 @@ def _add_rollout_commands(commands: _Commands) -> None:
         action="store_true",
         help="resume although the plan file changed (the plan recorded at the start runs)",
     )
+    _add_allow_concurrent(resume)
     _add_output_options(resume)
     _add_approvals(resume)
 

@@ -52,7 +52,14 @@ if TYPE_CHECKING:
     from orchestrator.journal import JournalWriter
     from orchestrator.plan import Plan
     from orchestrator.report import RunFacts
-    from orchestrator.rollout import Approver, Event, Halt, RolloutResult, RunHistory
+    from orchestrator.rollout import (
+        Approver,
+        Event,
+        Halt,
+        PlanIdentity,
+        RolloutResult,
+        RunHistory,
+    )
     from orchestrator.targets import Skipped
 
 STOP_MARKER: Final = "stop"
@@ -75,6 +82,7 @@ class Job:
     outputs: OutputOptions = field(default_factory=OutputOptions)
     stop_at_once: bool = False  # `orchestrator stop` of a run whose process is gone
     resumable: bool = True  # False against the embedded simulator: it ends with us
+    identity: PlanIdentity | None = None  # the plan tags of its RunCommands (the journal's)
 
 
 def request_stop(run_dir: Path, reason: str) -> Path:
@@ -149,6 +157,7 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
                         approver=job.approver,
                         history=job.history,
                         control=control,
+                        identity=job.identity,
                     )
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -161,8 +170,7 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
                     # An outage before the first send: nothing went out, and the same
                     # run can start again where it stands.
                     console.print(
-                        "nothing was sent; continue it with: "
-                        f"orchestrator resume {job.run_id}",
+                        f"nothing was sent; continue it with: orchestrator resume {job.run_id}",
                         soft_wrap=True,
                     )
             raise error from group

@@ -31,7 +31,7 @@ class ExitCode(enum.IntEnum):
     API_ERROR = 4  # the API refused a call, or the endpoint could not be reached
     AUTH = 5  # no usable credentials, or the endpoint refused them
     QUOTA = 6  # an account quota would be or was exceeded
-    LOCKED = 7  # the run is in use by another process (run, resume or stop)
+    LOCKED = 7  # the run is in use by another process, or its plan by another live run
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -42,7 +42,7 @@ def exit_code_for(error: errors.OrchestratorError) -> ExitCode:
             return exit_code_for(cause)  # auth revoked mid-run is 5, an outage 4
         case errors.PlanError() | errors.JournalError():
             return ExitCode.USAGE
-        case RunLocked():
+        case RunLocked() | errors.ConcurrentRun():
             return ExitCode.LOCKED
         case errors.CredentialsError() | errors.AuthError():
             return ExitCode.AUTH

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli._approve import build_approver
+from orchestrator.cli._concurrency import check_live_runs, plan_lock, refuse_interrupted
 from orchestrator.cli._execute import Job, execute
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
@@ -35,7 +36,13 @@ from orchestrator.plan import (
     read_plan_text,
 )
 from orchestrator.report import RunFacts
-from orchestrator.rollout import NO_HISTORY, order_for, shape_waves, threshold_text
+from orchestrator.rollout import (
+    NO_HISTORY,
+    PlanIdentity,
+    order_for,
+    shape_waves,
+    threshold_text,
+)
 from orchestrator.targets import Resolution, resolve
 
 if TYPE_CHECKING:
@@ -212,7 +219,12 @@ def plan_digest(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run a plan: resolve, journal, dispatch wave after wave, track, and summarise."""
+    """Run a plan: resolve, journal, dispatch wave after wave, track, and summarise.
+
+    First the guards against a second live run of the plan (`_concurrency`): its lock in
+    the state dir, held to the end, and its last run here left interrupted; once the
+    targets are known, the API guard. Each refuses with exit 7, before anything is sent.
+    """
     console, errors = make_console(), make_console(stderr=True)
     loaded = _load(args, errors)
     if loaded is None:
@@ -225,8 +237,15 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     run_dir = state_dir / "runs" / run_id
     target = _target(args, plan)
+    identity = PlanIdentity(plan.name, plan_digest(text))
 
     async def main() -> int:
+        with plan_lock(args, state_dir, plan.name, run_id):
+            if not args.new:
+                refuse_interrupted(state_dir, plan.name)
+            return await rollout()
+
+    async def rollout() -> int:
         async with connect(target, rates=plan.limits.qps) as conn:
             # Before anything is resolved or journalled: a refused plan leaves no run.
             check_credentials_in_use(plan, conn.credentials_in_use)
@@ -238,12 +257,13 @@ def run(args: argparse.Namespace) -> int:
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             _print_resolution(console, resolution)
             shaped = shape_waves(plan, resolution.runnable, order_for(plan.order))
+            await check_live_runs(args, conn.client, identity, resolution.runnable, run_id=run_id)
             header = RunHeader(
                 run_id=run_id,
                 plan_name=plan.name,
                 plan_path=plan_path,
                 plan_text=text,
-                plan_sha256=plan_digest(text),
+                plan_sha256=identity.sha256,
                 target=target_record(
                     target,
                     conn.region,
@@ -278,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
                 ),
                 outputs=OutputOptions.of(args),
                 resumable=target.sim is None,  # the embedded simulator ends with us
+                identity=identity,
             )
             with RunLock.acquire(run_dir, run_id):
                 async with create_journal(journal_path(state_dir, run_id), header) as journal:

@@ -5,6 +5,8 @@ in the journal, the same waves, batches and ClientTokens); a finished run only p
 summary. A changed plan file is refused unless `--force`, and even then the recorded plan
 runs: a resume never sends other commands than the run started with. A run against the
 embedded simulator cannot be resumed: the simulator's state ended with its process.
+A resume holds the plan's lock and passes the API guard as `run` does (`_concurrency`),
+its own invocations aside.
 `status` and `runs` only read. `stop RUN` asks the live process to stop (the stop
 marker) and waits for it; when that process is gone, it records the stop (the same
 marker, synced) and then does the stopping itself: it takes the run over and follows
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -26,6 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli._approve import build_approver
+from orchestrator.cli._concurrency import check_live_runs, plan_lock
 from orchestrator.cli._execute import Job, execute, recorded_stop, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
@@ -45,7 +49,14 @@ from orchestrator.journal import (
 )
 from orchestrator.plan import PlanError, check_credentials_in_use, parse_plan
 from orchestrator.report import RunFacts
-from orchestrator.rollout import BatchState, Outcome, Refuse, order_for, shape_waves
+from orchestrator.rollout import (
+    BatchState,
+    Outcome,
+    PlanIdentity,
+    Refuse,
+    order_for,
+    shape_waves,
+)
 from orchestrator.rollout import client_token as token_of
 
 if TYPE_CHECKING:
@@ -185,8 +196,15 @@ def _continue(
     state_dir = Path(args.state_dir)
     run_dir = state_dir / "runs" / header.run_id
 
+    identity = PlanIdentity(plan.name, header.plan_sha256)  # as the run's tags say
+    # A stop sends no RunCommand: it may stop an old run while a newer one of the plan runs.
+    guarded = not stop and not args.allow_concurrent
+
     async def main() -> int:
-        with RunLock.acquire(run_dir, header.run_id) as lock:
+        with (
+            RunLock.acquire(run_dir, header.run_id) as lock,
+            plan_lock(args, state_dir, plan.name, header.run_id) if guarded else nullcontext(),
+        ):
             if lock.took_over is not None:
                 console.print(
                     f"[dim]took over the lock of pid {lock.took_over.pid} on "
@@ -203,6 +221,9 @@ def _continue(
                 )
                 history = await find_lost_sends(conn.client, latest)
                 _print_history(console, latest, history)
+                if guarded:
+                    left = [i for i in header.instances if i.instance_id not in latest.results]
+                    await check_live_runs(args, conn.client, identity, left, run_id=header.run_id)
                 job = Job(
                     run_id=header.run_id,
                     run_dir=run_dir,
@@ -224,6 +245,7 @@ def _continue(
                     ),
                     outputs=OutputOptions.of(args),
                     stop_at_once=stop,
+                    identity=identity,
                 )
                 async with reopen_journal(journal_path(state_dir, header.run_id)) as journal:
                     return await execute(job, conn, journal, console)

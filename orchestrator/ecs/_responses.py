@@ -204,6 +204,7 @@ class Invocation:
     timeout: int | None = None
     creation_time: datetime | None = None
     instances: tuple[InvocationInstance, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=empty, hash=False)  # `Tags.Tag[]`
 
 
 def _output(item: Mapping[str, Any]) -> str:
@@ -245,6 +246,7 @@ def _invocation(item: Mapping[str, Any]) -> Invocation:
         instances=tuple(
             _invocation_instance(i) for i in nested(item, "InvokeInstances", "InvokeInstance")
         ),
+        tags=tags_of(item),
     )
 
 

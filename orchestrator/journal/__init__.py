@@ -15,13 +15,21 @@ A journal that is lost or damaged is rebuilt from the API (`match_batches`: the 
 tagged invocations, matched to the plan's batches) by `orchestrator recover`.
 
 One process at a time per run: `RunLock` (an exclusive `flock` on the run's lock file)
-keeps a second `run`/`resume`/`stop` of a run away while one holds it.
+keeps a second `run`/`resume`/`stop` of a run away while one holds it; `PlanLock` (the
+same on `<state dir>/plans/<key>.lock`) keeps a second live run of one plan away.
 
 Import from here; the `_modules` are private.
 """
 
 from orchestrator.journal._header import CREDENTIAL_WORDS, RunHeader, WaveRow
 from orchestrator.journal._lock import LOCK_FILE, LockHolder, RunLock, RunLocked, lock_holder
+from orchestrator.journal._plan_lock import (
+    PLANS_DIR,
+    PlanLock,
+    PlanLocked,
+    plan_holder,
+    plan_lock_path,
+)
 from orchestrator.journal._reader import (
     UNREADABLE,
     BatchRow,
@@ -61,6 +69,7 @@ __all__ = [
     "JOURNAL_FILE",
     "LOCK_FILE",
     "MIGRATIONS",
+    "PLANS_DIR",
     "RESUMABLE_HALTS",
     "SCHEMA_VERSION",
     "UNREADABLE",
@@ -70,6 +79,8 @@ __all__ = [
     "JournalRecord",
     "JournalWriter",
     "LockHolder",
+    "PlanLock",
+    "PlanLocked",
     "Recovery",
     "RunHeader",
     "RunListing",
@@ -84,6 +95,8 @@ __all__ = [
     "lock_holder",
     "match_batches",
     "migrate",
+    "plan_holder",
+    "plan_lock_path",
     "read_journal",
     "reopen_journal",
     "run_invocations",

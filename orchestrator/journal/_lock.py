@@ -12,6 +12,9 @@ alone says whether the run is in use. Content in a file whose lock nobody holds 
 by a process that died holding it; the next holder takes over and reports it
 (`RunLock.took_over`).
 
+The same technique keeps two runs of one plan apart in a state dir (`_plan_lock.py`):
+`take_lock` and `read_holder` are shared by both.
+
 `flock` is advisory and local: it keeps apart the processes of one machine that all use
 this module. A state dir on NFS (or any network file system) is not supported, and
 neither is Windows (POSIX only).
@@ -23,7 +26,7 @@ import fcntl
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self
 
@@ -41,22 +44,32 @@ _MAX_CONTENT = 4096
 
 @dataclass(frozen=True, slots=True)
 class LockHolder:
-    """Who holds (or held) a run's lock, as its lock file says."""
+    """Who holds (or held) a lock, as its lock file says: which process, for which run."""
 
     pid: int
     host: str
     since: datetime
+    # Which run the holder works for: a label for messages, not part of who holds it.
+    run_id: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        """`pid P on HOST since T`, for messages."""
+        return f"pid {self.pid} on {self.host} since {self.since.isoformat(timespec='seconds')}"
+
+
+class LockHeld(Exception):  # an internal signal: callers raise their own typed error
+    """`take_lock` found the lock held; `holder` is None when its file is unreadable."""
+
+    def __init__(self, holder: LockHolder | None) -> None:
+        super().__init__("held")
+        self.holder = holder
 
 
 class RunLocked(OrchestratorError):
     """Another process holds the run's lock; `holder` is None when its file is unreadable."""
 
     def __init__(self, run_id: str, holder: LockHolder | None) -> None:
-        who = (
-            f"pid {holder.pid} on {holder.host} since {holder.since.isoformat(timespec='seconds')}"
-            if holder
-            else "another process"
-        )
+        who = holder.describe() if holder else "another process"
         super().__init__(
             f"run {run_id} is in use by {who}; wait for it to end, or `orchestrator stop {run_id}`"
         )
@@ -64,46 +77,16 @@ class RunLocked(OrchestratorError):
         self.holder = holder
 
 
-class RunLock:
-    """The held lock of one run; `release` it (or leave the `with` block) when done.
+class HeldLock:
+    """A held lock (`take_lock`); `release` it (or leave the `with` block) when done.
 
     Not released, it stays held until the process ends: the descriptor is deliberately
-    not closed by garbage collection, so a forgotten reference cannot free the run early.
+    not closed by garbage collection, so a forgotten reference cannot free it early.
     """
 
     def __init__(self, fd: int, took_over: LockHolder | None) -> None:
         self._fd: int | None = fd
         self.took_over = took_over
-
-    @classmethod
-    def acquire(cls, run_dir: Path, run_id: str) -> RunLock:
-        """Take the run's lock, creating `run_dir` if missing; raise RunLocked if held.
-
-        Two acquires in one process conflict as well: each opens its own file
-        description, and flock locks belong to the description, not the process.
-        """
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # os.open descriptors are not inherited (O_CLOEXEC): a command we spawn must not
-        # keep the run locked after we die.
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            # Closing this second descriptor leaves the holder's lock alone (unlike
-            # fcntl/lockf locks, which any close by the process would drop).
-            os.close(fd)
-            raise RunLocked(run_id, holder) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            took_over = _read_holder(fd)
-            _write_content(fd, _content(run_id))
-        except BaseException:
-            os.close(fd)
-            raise
-        return cls(fd, took_over)
 
     def release(self) -> None:
         """Unlock and close; the file stays (unlinking it would race a new holder)."""
@@ -128,6 +111,19 @@ class RunLock:
         self.release()
 
 
+class RunLock(HeldLock):
+    """The held lock of one run."""
+
+    @classmethod
+    def acquire(cls, run_dir: Path, run_id: str) -> RunLock:
+        """Take the run's lock, creating `run_dir` if missing; raise RunLocked if held."""
+        try:
+            fd, took_over = take_lock(run_dir / LOCK_FILE, run_id)
+        except LockHeld as held:
+            raise RunLocked(run_id, held.holder) from None
+        return cls(fd, took_over)
+
+
 def lock_holder(run_dir: Path) -> LockHolder | None:
     """The live holder, if a live process holds the lock; None otherwise (no lock file,
     or a stale one).
@@ -137,20 +133,56 @@ def lock_holder(run_dir: Path) -> LockHolder | None:
     then. Creates nothing; takes the lock only for an instant, on a fresh descriptor, when
     nobody holds it.
     """
+    return holder_of(run_dir / LOCK_FILE)
+
+
+def holder_of(path: Path) -> LockHolder | None:
+    """`lock_holder` of any lock file `take_lock` takes."""
     try:
         # Read-only is enough for flock on a local file system, and creates nothing.
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _read_holder(fd)
+            return read_holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def take_lock(path: Path, run_id: str) -> tuple[int, LockHolder | None]:
+    """Take the `flock` on `path` (its directory is created), write our holder content;
+    the open descriptor and the holder a dead process left, if any. Raises `LockHeld`.
+
+    Two acquires in one process conflict as well: each opens its own file description,
+    and flock locks belong to the description, not the process.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # os.open descriptors are not inherited (O_CLOEXEC): a command we spawn must not
+    # keep the lock held after we die.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = read_holder(fd)
+        # Closing this second descriptor leaves the holder's lock alone (unlike
+        # fcntl/lockf locks, which any close by the process would drop).
+        os.close(fd)
+        raise LockHeld(holder) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        took_over = read_holder(fd)
+        _write_content(fd, _content(run_id))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, took_over
 
 
 def _content(run_id: str) -> bytes:
@@ -165,7 +197,7 @@ def _write_content(fd: int, data: bytes) -> None:
     os.pwrite(fd, data, 0)
 
 
-def _read_holder(fd: int) -> LockHolder | None:
+def read_holder(fd: int) -> LockHolder | None:
     """The holder the file names, or None when it is empty, garbled or not ours."""
     try:
         raw = os.pread(fd, _MAX_CONTENT + 1, 0)
@@ -177,10 +209,12 @@ def _read_holder(fd: int) -> LockHolder | None:
     pid, host, since = data.get("pid"), data.get("host"), data.get("since")
     if type(pid) is not int or not isinstance(host, str) or not isinstance(since, str):
         return None
+    run_id = data.get("run_id", "")
+    run_id = run_id if isinstance(run_id, str) else ""
     try:
         when = datetime.fromisoformat(since)
     except ValueError:
         return None
     if when.tzinfo is None:
         return None
-    return LockHolder(pid=pid, host=host, since=when)
+    return LockHolder(pid=pid, host=host, since=when, run_id=run_id)

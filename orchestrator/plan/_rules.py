@@ -29,9 +29,12 @@ if TYPE_CHECKING:
     from orchestrator.plan._findings import Findings
     from orchestrator.plan._model import Command
 
-# orchestrator tags every RunCommand with the run's ID, so a plan has one tag less.
+# orchestrator tags every RunCommand with the run's ID and the plan's name and digest
+# (`rollout._dispatcher`, `rollout._guard`: the same keys), so a plan has three tags less.
 RUN_TAG: Final = "orchestrator-run"
-USER_TAGS_MAX: Final = codes.TAGS_MAX - 1
+PLAN_TAGS: Final = ("orchestrator-plan", "orchestrator-plan-sha256")
+RESERVED_TAGS: Final = (RUN_TAG, *PLAN_TAGS)
+USER_TAGS_MAX: Final = codes.TAGS_MAX - len(RESERVED_TAGS)
 TERMINATION_MODES: Final = ("Process", "ProcessTree")
 LAUNCHER_MAX_BYTES: Final = 1024  # SDK: "cannot exceed 1 KB"
 TIMEOUT_MAX: Final = 2**63 - 1  # Timeout is a `long`
@@ -188,15 +191,15 @@ def _check_tags(command: Command, findings: Findings, where: Where) -> None:
         findings.add(
             field,
             f"has {len(command.tags)} tags; at most {USER_TAGS_MAX} "
-            f"(the API allows {codes.TAGS_MAX}, and orchestrator adds {RUN_TAG})",
+            f"(the API allows {codes.TAGS_MAX}, and orchestrator adds {', '.join(RESERVED_TAGS)})",
             "NumberExceed.Tags",
         )
     for key, value in command.tags.items():
         at = join(field, key)
         if not key:
             findings.add(at, "a tag key may not be empty", "MissingParameter.TagKey")
-        elif key == RUN_TAG:
-            findings.add(at, f"{RUN_TAG} is the tag orchestrator adds itself", "Duplicate.TagKey")
+        elif key in RESERVED_TAGS:
+            findings.add(at, f"{key} is the tag orchestrator adds itself", "Duplicate.TagKey")
         elif (
             len(key) > codes.TAG_KEY_MAX
             or key.lower().startswith(("aliyun", "acs:"))

@@ -3,7 +3,8 @@
 Import from here; the `_modules` are private. `run_rollout` runs a plan's command on the
 runnable instances and returns a `RolloutResult`; progress goes to an `EventSink` as
 frozen events (gate decisions included, with their numbers); approvals come from an
-`Approver`.
+`Approver`. Before a run's first RunCommand, `check_no_live_run` refuses it if another
+run of its plan is live on its instances (the tags `PlanIdentity` puts on each call).
 """
 
 from orchestrator.rollout._approval import (
@@ -61,6 +62,17 @@ from orchestrator.rollout._gates import (
     threshold_of,
     threshold_text,
 )
+from orchestrator.rollout._guard import (
+    LIVE_STATUSES,
+    PLAN_DIGEST_TAG_KEY,
+    PLAN_TAG_KEY,
+    Conflict,
+    LiveRunElsewhere,
+    PlanIdentity,
+    check_no_live_run,
+    find_conflicts,
+    plan_tag_value,
+)
 from orchestrator.rollout._history import (
     NO_HISTORY,
     BatchState,
@@ -84,7 +96,10 @@ from orchestrator.rollout._wave import ShapedWave, shape_waves, single_error
 
 __all__ = [
     "DEFAULT_STATE_DIR",
+    "LIVE_STATUSES",
     "NO_HISTORY",
+    "PLAN_DIGEST_TAG_KEY",
+    "PLAN_TAG_KEY",
     "RUN_TAG_KEY",
     "VERIFY_COMMAND_NAME",
     "ApprovalDenied",
@@ -97,6 +112,7 @@ __all__ = [
     "BatchRefused",
     "BatchState",
     "BreachStopSent",
+    "Conflict",
     "Event",
     "EventSink",
     "FileApprover",
@@ -109,8 +125,10 @@ __all__ = [
     "InstanceOutput",
     "InstanceRejected",
     "InstanceResult",
+    "LiveRunElsewhere",
     "NoHooks",
     "Outcome",
+    "PlanIdentity",
     "PreApproved",
     "QuotaNeeds",
     "RecordedBatch",
@@ -138,14 +156,17 @@ __all__ = [
     "bound_output",
     "build_request",
     "by_zone",
+    "check_no_live_run",
     "check_quota",
     "client_token",
     "counts_against",
     "discard",
+    "find_conflicts",
     "keep_order",
     "marker_path",
     "order_for",
     "outcome_of",
+    "plan_tag_value",
     "plan_waves",
     "run_rollout",
     "shape_waves",

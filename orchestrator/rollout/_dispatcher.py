@@ -3,7 +3,8 @@
 Batches go out in order. Each first takes its instances' execution slots (waiting for
 the tracker to report completions), then a sender (a few RunCommands may be in the air at
 once; the client's rate limiter paces them). Every RunCommand carries a ClientToken
-derived from (run, wave, batch, split path) and the run's tag, and `before_dispatch` is
+derived from (run, wave, batch, split path), the run's tag and the plan's (`_guard.py`:
+other runs of the plan look for them), and `before_dispatch` is
 awaited before it is sent (the journal records the token there). Transient faults are
 retried by the client with that token; a RunCommand that still has no answer is sent
 again, same token, a few rounds more.
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from orchestrator.plan._model import Command
     from orchestrator.rollout._batches import Batch, WavePlan
     from orchestrator.rollout._capacity import ExecutionSlots
+    from orchestrator.rollout._guard import PlanIdentity
     from orchestrator.rollout._ledger import RunLedger
     from orchestrator.rollout._tracker import InvocationTracker
 
@@ -130,9 +132,15 @@ class BeforeDispatch(Protocol):
 
 
 def build_request(
-    command: Command, instance_ids: Sequence[str], *, token: str, run_id: str
+    command: Command,
+    instance_ids: Sequence[str],
+    *,
+    token: str,
+    run_id: str,
+    plan: PlanIdentity | None = None,
 ) -> RunCommandRequest:
-    """The RunCommand of one batch: the plan's command, Base64 content, the run's tag."""
+    """The RunCommand of one batch: the plan's command, Base64 content, the run's tag and
+    the plan's (`plan`: its name and digest, which the API guard of other runs reads)."""
     return RunCommandRequest(
         type=command.type,
         content=base64.b64encode(command.content.encode()).decode("ascii"),
@@ -149,7 +157,7 @@ def build_request(
         keep_command=command.keep_command,
         username=command.username,
         windows_password_name=command.windows_password_name,
-        tags={**command.tags, RUN_TAG_KEY: run_id},
+        tags={**command.tags, **(plan.tags() if plan is not None else {}), RUN_TAG_KEY: run_id},
         container_id=command.container_id,
         container_name=command.container_name,
         client_token=token,
@@ -176,9 +184,11 @@ class Dispatcher:
         token_key: str | None = None,
         purpose: str = "run",
         history: RunHistory = NO_HISTORY,
+        plan: PlanIdentity | None = None,
     ) -> None:
         self._client = client
         self._command = command
+        self._plan = plan
         self._run_id = run_id
         self._clock = clock
         self._slots = slots
@@ -281,7 +291,9 @@ class Dispatcher:
             self._slots.release(len(instances))
             self._refused(attempt, BatchState.WITHDRAWN, "Halted", "a halt came first")
             return
-        request = build_request(self._command, ids, token=token, run_id=self._run_id)
+        request = build_request(
+            self._command, ids, token=token, run_id=self._run_id, plan=self._plan
+        )
         self._ledger.sending(ids)
         try:
             result = await self._run_command(request)

@@ -49,6 +49,7 @@ from orchestrator.rollout._events import (
     WaveStarted,
 )
 from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
+from orchestrator.rollout._guard import PlanIdentity
 from orchestrator.rollout._history import NO_HISTORY, RunHistory
 from orchestrator.rollout._hooks import NoHooks, RolloutHooks
 from orchestrator.rollout._ledger import RunLedger
@@ -94,6 +95,7 @@ async def run_rollout(
     approver: Approver | None = None,
     history: RunHistory = NO_HISTORY,
     control: RunControl | None = None,
+    identity: PlanIdentity | None = None,
 ) -> RolloutResult:
     """Run `plan.command` on `instances` (the runnable targets), wave after wave.
 
@@ -102,6 +104,8 @@ async def run_rollout(
     (default: `Refuse`, so a run nobody can approve halts instead of hanging).
     `history` is what an earlier attempt of this run did (a resume: the same plan,
     instances and run id, so the same batches and tokens); `control` ends it early.
+    `identity` is the plan's name and digest every RunCommand is tagged with (default:
+    `plan.name` and `plan.sha256`); `check_no_live_run` reads those tags.
     Raises `QuotaTooSmall` before sending anything when the account's quotas cannot
     cover the run (verify runs included), unless `plan.limits.ignore_quota`. Returns the
     result of the whole run, halted or not; on cancellation or a tracking failure, emits
@@ -129,6 +133,7 @@ async def run_rollout(
         calls_before=before,
         history=history,
         control=control,
+        identity=identity if identity is not None else PlanIdentity.of(plan),
     )
     return await run.run()
 
@@ -151,6 +156,7 @@ class _Rollout:
         calls_before: RateLimiterStats | None,
         history: RunHistory,
         control: RunControl | None,
+        identity: PlanIdentity,
     ) -> None:
         self._plan = plan
         self._client = client
@@ -190,6 +196,7 @@ class _Rollout:
             sink=sink,
             before_dispatch=hooks.before_dispatch,
             history=history,
+            plan=identity,
         )
         self._wave_runner = WaveRunner(
             dispatcher=self._dispatcher,

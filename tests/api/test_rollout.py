@@ -14,6 +14,7 @@ from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.errors import QuotaTooSmall
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import (
+    PLAN_TAG_KEY,
     BatchAttempt,
     BatchDispatched,
     InstanceFinished,
@@ -479,7 +480,8 @@ async def test_the_runcommand_carries_the_plan_command_base64_and_the_run_tag():
             "/tmp",  # noqa: S108
             "greet",
         )
-        assert dict(spec.tags) == {"team": "web", "orchestrator-run": "r-req"}
+        # The run's tag, and the plan's name (its digest too, when the plan has one).
+        assert dict(spec.tags) == {"team": "web", "orchestrator-run": "r-req", PLAN_TAG_KEY: "p"}
         assert spec.client_token == client_token("r-req", 0, 0)
         assert spec.repeat_mode == "Once"
 

@@ -145,8 +145,9 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     ("interpreter without container", _cmd(content="#!/bin/bash\necho hi"), []),
     # --- command tags ---
-    ("19 tags", _cmd(tags={f"t{i}": "v" for i in range(19)}), []),
-    ("20 tags", _cmd(tags={f"t{i}": "v" for i in range(20)}), ["NumberExceed.Tags"]),
+    # 20 in all: orchestrator adds the run's tag and the plan's two.
+    ("17 tags", _cmd(tags={f"t{i}": "v" for i in range(17)}), []),
+    ("18 tags", _cmd(tags={f"t{i}": "v" for i in range(18)}), ["NumberExceed.Tags"]),
     ("tag key 64", _cmd(tags={"k" * 64: "v"}), []),
     ("tag key 65", _cmd(tags={"k" * 65: "v"}), ["InvalidTagKey.Malformed"]),
     ("tag value 128", _cmd(tags={"k": "v" * 128}), []),
@@ -160,6 +161,8 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("tag value url", _cmd(tags={"k": "HTTPS://x"}), ["InvalidTagValue.Malformed"]),
     ("tag key empty", _cmd(tags={"": "v"}), ["MissingParameter.TagKey"]),
     ("tag key reserved", _cmd(tags={"orchestrator-run": "v"}), ["Duplicate.TagKey"]),
+    ("plan tag reserved", _cmd(tags={"orchestrator-plan": "v"}), ["Duplicate.TagKey"]),
+    ("digest tag reserved", _cmd(tags={"orchestrator-plan-sha256": "v"}), ["Duplicate.TagKey"]),
     ("tag value number", _cmd(tags={"k": 1}), ["InvalidTagValue.Malformed"]),
     # --- content size: Base64 of 18432 bytes is 24576 ---
     ("content 24 KB", _cmd(content="x" * 18432), []),
