@@ -20,7 +20,10 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import ConcurrentRun, JournalError
+from rich.markup import escape
+
+from orchestrator.cli._exit import make_console
+from orchestrator.errors import ConcurrentRun, JournalError, OrchestratorError
 from orchestrator.journal import PlanLock, list_runs, lock_holder, read_journal
 from orchestrator.rollout import check_no_live_run
 
@@ -51,9 +54,21 @@ async def check_live_runs(
     *,
     run_id: str,
 ) -> None:
-    """The API guard, unless --allow-concurrent."""
-    if not args.allow_concurrent:
+    """The API guard, unless --allow-concurrent. An error of its own (the API could not
+    be asked) refuses the run too: a guard that cannot look must not let it through."""
+    if args.allow_concurrent:
+        return
+    try:
         await check_no_live_run(client, identity, instances, run_id=run_id)
+    except ConcurrentRun:
+        raise
+    except OrchestratorError:
+        make_console(stderr=True).print(
+            f"could not look for another live run of plan {escape(identity.name)} "
+            "(DescribeInvocations): nothing was sent",
+            soft_wrap=True,
+        )
+        raise
 
 
 def interrupted_run(state_dir: Path, plan_name: str) -> str | None:

@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import codes
+from orchestrator.ecs import PATIENT_READS, codes
 from orchestrator.errors import ConcurrentRun
 from orchestrator.rollout._dispatcher import RUN_TAG_KEY
 
@@ -169,7 +169,9 @@ async def check_no_live_run(
     found: list[Invocation] = []
     tag = {PLAN_TAG_KEY: plan_tag_value(identity.name)}
     for status in LIVE_STATUSES:
-        found += [i async for i in client.describe_invocations(invoke_status=status, tags=tag)]
+        # Read-only and safe to repeat: a burst of throttling must not end a run unstarted.
+        listing = client.describe_invocations(invoke_status=status, tags=tag, retry=PATIENT_READS)
+        found += [invocation async for invocation in listing]
     conflicts = find_conflicts(
         found,
         identity=identity,

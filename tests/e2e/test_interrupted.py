@@ -163,7 +163,9 @@ async def test_an_outage_past_the_deadline_ends_interrupted_and_resumes(
     quick.faults.fail_next(
         FaultKind.API_ERROR, 10_000, action="DescribeInvocations", code="ServiceUnavailable"
     )
-    reports = ["--report-dir", str(tmp_path / "reports")]
+    # The outage is for tracking: the guard's look for other live runs of the plan
+    # (DescribeInvocations too, before the first send) is not what is tested here.
+    reports = ["--report-dir", str(tmp_path / "reports"), "--allow-concurrent"]
     ended = await cli("run", str(plan_file(tmp_path)), *reports, home=tmp_path, sim=quick)
     run_id = assert_interrupted(ended, tmp_path, code=4, in_flight=IDS)
     error = next(line for line in ended.stderr.splitlines() if line.startswith("error:"))
@@ -181,7 +183,9 @@ async def test_credentials_revoked_mid_run_end_interrupted_and_resume(
     quick.faults.fail_next(
         FaultKind.API_ERROR, action="DescribeInvocations", code="InvalidAccessKeyId.NotFound"
     )
-    reports = ["--report-dir", str(tmp_path / "reports")]
+    # The outage is for tracking: the guard's look for other live runs of the plan
+    # (DescribeInvocations too, before the first send) is not what is tested here.
+    reports = ["--report-dir", str(tmp_path / "reports"), "--allow-concurrent"]
     ended = await cli("run", str(plan_file(tmp_path)), *reports, home=tmp_path, sim=quick)
     run_id = assert_interrupted(ended, tmp_path, code=5, in_flight=IDS)
     assert "error: tracking stopped: DescribeInvocations: InvalidAccessKeyId.NotFound" in (
@@ -205,6 +209,22 @@ async def test_an_outage_before_the_first_send_says_how_to_continue(
     assert "Traceback" not in ended.stdout + ended.stderr
     assert quick.stats.count("RunCommand") == 0
     await resume_finishes_it(run_id, tmp_path, quick)
+
+
+async def test_an_outage_during_the_live_run_guard_refuses_the_run(
+    tmp_path: Path, quick: RunningSimulator
+):
+    """The guard cannot ask the API whether the plan runs elsewhere: the run does not
+    start (a guard that cannot look must not let it through), exit 4, nothing sent."""
+    quick.faults.fail_next(
+        FaultKind.API_ERROR, 10_000, action="DescribeInvocations", code="ServiceUnavailable"
+    )
+    ended = await cli("run", str(plan_file(tmp_path)), home=tmp_path, sim=quick)
+    assert ended.code == 4, ended
+    assert "could not look for another live run of plan interrupted" in ended.stderr
+    assert "nothing was sent" in ended.stderr
+    assert "Traceback" not in ended.stdout + ended.stderr
+    assert quick.stats.count("RunCommand") == 0
 
 
 # --- signals -------------------------------------------------------------------------
