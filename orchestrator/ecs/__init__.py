@@ -29,7 +29,7 @@ from orchestrator.ecs._responses import (
     InvocationResult,
     RunCommandResult,
 )
-from orchestrator.ecs._retry import PATIENT_READS, RetryDetails, RetryPolicy
+from orchestrator.ecs._retry import PATIENT_READS, RetryDetails, RetryPolicy, error_code_of
 
 __all__ = [
     "DEFAULT_RATES",
@@ -55,5 +55,6 @@ __all__ = [
     "ThrottleNotice",
     "bucket_of",
     "endpoint_for_region",
+    "error_code_of",
     "resolve_credentials",
 ]

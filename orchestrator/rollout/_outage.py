@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from orchestrator.ecs._retry import error_code_of
+from orchestrator.ecs import error_code_of
 from orchestrator.errors import TrackingAbandoned
 
 if TYPE_CHECKING:

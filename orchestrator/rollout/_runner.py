@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from orchestrator.ecs._retry import error_code_of
+from orchestrator.ecs import error_code_of
 from orchestrator.errors import OrchestratorError, TrackingAbandoned
 from orchestrator.rollout._approval import Approver, Refuse, ask_approval
 from orchestrator.rollout._batches import keep_order
