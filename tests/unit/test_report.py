@@ -693,6 +693,47 @@ def test_summary_md_caps_its_lists(tmp_path: Path):
     assert len(failed) == 1 + 20
 
 
+def list_items_and_their_code(markdown: str) -> tuple[list[list[str]], list[str]]:
+    """The code blocks of each top-level list item of `markdown`, and those outside any."""
+    items: list[list[str]] = []
+    outside: list[str] = []
+    depth = 0
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type == "list_item_open":
+            depth += 1
+            if depth == 1:
+                items.append([])
+        elif token.type == "list_item_close":
+            depth -= 1
+        elif token.type in {"fence", "code_block"}:
+            (items[-1] if depth else outside).append(token.content)
+    return items, outside
+
+
+@pytest.mark.parametrize("count", range(1, 13))
+def test_each_output_group_keeps_its_sample_inside_its_list_item(tmp_path: Path, count: int):
+    """From `10.` on the item's text starts a column later: a sample indented for `1.`
+    would fall out of the list and end it."""
+    results = tuple(
+        InstanceResult(
+            f"i-grp{n:07d}", Outcome.FAILED, wave="all", exit_code=n + 1, output=f"bad {n}"
+        )
+        for n in range(count)
+    )
+    result = RolloutResult("r-groups", results, (WaveSummary(0, "all", count),))
+    collector = feed(ReportCollector(), [RunFinished(result)])
+    facts = facts_of(plan_with_secrets([Wave("all", Amount(100, percent=True))]), None, 1)
+    text = write_reports(tmp_path, facts, collector).markdown.read_text(encoding="utf-8")
+    items, outside = list_items_and_their_code(text)
+    assert outside == []
+    shown = min(count, 10)
+    assert len(items) == shown
+    assert sorted(code for item in items for code in item) == sorted(
+        f"bad {n}\n" for n in range(shown)
+    )
+    assert all(len(item) == 1 for item in items)
+
+
 # --- files: the step summary, atomic writes -------------------------------------------------
 
 
