@@ -27,6 +27,8 @@ from orchestrator.report import (
     OutputFiles,
     ReportCollector,
     RunFacts,
+    group_results,
+    names_of,
     write_reports,
 )
 from orchestrator.report._json import public_endpoint
@@ -63,6 +65,7 @@ from orchestrator.rollout import (
     WaveSummary,
     run_rollout,
 )
+from orchestrator.sim import load_fleet
 from orchestrator.targets import Resolution, SkipReason, resolve
 from orchestrator.targets import Skipped as SkippedTarget
 from orchestrator.testing import simulated
@@ -969,6 +972,33 @@ instances:
 behaviour:
   default: {duration: 2, delivery_delay: 0.5, output: "ok\\n"}
 """
+
+
+async def test_the_demo_fleets_outputs_group_by_what_they_said_not_by_instance():
+    """The demo prints `ok: {{ACS::InstanceName}} ({{ACS::InstanceId}}, {{ACS::ZoneId}})`:
+    its instances' names and ids are masked, so they group by zone, not one each."""
+    async with simulated(load_fleet(ROOT / "plans" / "fleets" / "demo.yaml")) as env:
+        plan = Plan(
+            name="demo",
+            targets=Targets(tags={"app": "worker"}),
+            command=Command(content="true", timeout=30),
+            waves=(Wave("all", Amount(100, percent=True), max_errors=None),),
+        )
+        resolution = await resolve(plan.targets, plan.command.type, env.client)
+        collector = ReportCollector()
+        result = await run_rollout(
+            plan, env.client, resolution.runnable, run_id="r-demo", clock=env.clock, sink=collector
+        )
+    facts = facts_of(plan, resolution, exit_code(result), run_id="r-demo")
+    groups = group_results(result.results, names_of(facts))
+    zone_of = {i.instance_id: i.zone_id for i in resolution.runnable}
+    said_ok = [g for g in groups if g.sample.startswith("ok: ")]
+    ok_zones = {zone_of[r.instance_id] for r in result.results if r.output.startswith("ok: ")}
+    assert len(ok_zones) > 1
+    assert sorted(g.sample for g in said_ok) == sorted(
+        f"ok: <name> (<instance>, {zone})" for zone in ok_zones
+    )
+    assert sum(g.count for g in said_ok) > len(ok_zones)
 
 
 async def test_an_interrupted_run_gets_reports_of_its_partial_result(tmp_path: Path):
