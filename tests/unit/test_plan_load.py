@@ -369,7 +369,79 @@ def test_multiple_documents_are_refused() -> None:
 def test_quoting_hint_for_numbers_where_text_is_expected() -> None:
     """`version: 1.10` would be the number 1.1: the message says to quote it."""
     problems = _problems(MINIMAL.replace("{app: web}", "{app: web, build: 1.10}"))
-    assert problems[0].message == "must be a string, not a number (quote it)"
+    assert problems[0].message == "must be a string, not a decimal number (quote it)"
+
+
+SECONDS = "must be a whole number of seconds, e.g. 600"
+UNQUOTE = " (write it without quotes)"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        # A wrong value of a number field says what is accepted; never "quote it".
+        ("  timeout: 1.5", "command.timeout", f"{SECONDS}, not a decimal number"),
+        ("  timeout: '600'", "command.timeout", f"{SECONDS}, not a string{UNQUOTE}"),
+        ("  timeout: ten", "command.timeout", f"{SECONDS}, not a string"),
+        ("  timeout: true", "command.timeout", f"{SECONDS}, not a boolean"),
+        ("  timeout: 2026-01-01", "command.timeout", f"{SECONDS}, not a date"),
+        (
+            "waves: [{name: a, size: 1, verify: {content: 'true', timeout: 2.5}}]",
+            "waves[0].verify.timeout",
+            f"{SECONDS}, not a decimal number",
+        ),
+        (
+            "limits: {batch_size: 2.5}",
+            "limits.batch_size",
+            "must be a whole number of instances, e.g. 50, not a decimal number",
+        ),
+        (
+            "limits: {instance_quota: '200'}",
+            "limits.instance_quota",
+            f"must be a whole number of instances, e.g. 100, not a string{UNQUOTE}",
+        ),
+        (
+            "limits: {delivery_timeout: '300'}",
+            "limits.delivery_timeout",
+            f"must be a number of seconds, e.g. 300, not a string{UNQUOTE}",
+        ),
+        (
+            "limits: {qps: {RunCommand: '2.5'}}",
+            "limits.qps.RunCommand",
+            f"must be a number of requests per second, e.g. 10, not a string{UNQUOTE}",
+        ),
+        ("count_undelivered: 1", "count_undelivered", "must be true or false, not an integer"),
+        (
+            "count_undelivered: 'false'",
+            "count_undelivered",
+            f"must be true or false, not a string{UNQUOTE}",
+        ),
+        (
+            "waves: [1.5]",
+            "waves[0]",
+            'must be a positive integer or a percentage such as "10%", not a decimal number',
+        ),
+        (
+            "waves: ['5']",
+            "waves[0]",
+            'must be a positive integer or a percentage such as "10%", not a string' + UNQUOTE,
+        ),
+        (
+            "waves: [{name: a, size: 1, max_errors: '2'}]",
+            "waves[0].max_errors",
+            'must be a count (0 or more) or a percentage of the wave such as "5%", not a string'
+            + UNQUOTE,
+        ),
+        # Where text is expected, quoting is the fix.
+        ("description: 2026-01-01", "description", "must be a string, not a date (quote it)"),
+        ("description: 12", "description", "must be a string, not an integer (quote it)"),
+    ],
+)
+def test_a_wrong_value_is_told_what_is_accepted(extra: str, field: str, message: str) -> None:
+    """`extra` is added to the end of MINIMAL: indented, it is a key of `command:`."""
+    text = MINIMAL + extra + "\n"
+    by_field = {p.field: p.message for p in _problems(text)}
+    assert by_field[field] == message
 
 
 # --- files, scripts, hashes ---------------------------------------------------------------
