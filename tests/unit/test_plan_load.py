@@ -326,6 +326,56 @@ def test_yaml_syntax_error_has_a_line() -> None:
     assert problems[0].line > 0
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "column", "says"),
+    [
+        # bad indentation: the line that does not fit is the mistake
+        ("name: x\ncommand:\n  content: a\n timeout: 5\n", 4, 2, "indentation"),
+        ("name: x\ntargets:\n  tags: {a: b}\n    extra: 1\n", 4, 5, "indentation"),
+        # a construct left open: where it was opened, not where the parser gave up
+        ("name: x\ndescription: 'abc\ncommand: {}\n", 2, 14, "quoted string is not closed"),
+        ('name: "x\ntargets: {}\n', 1, 7, "quoted string is not closed"),
+        ("name: x\ntargets: {tags: {a: b}\ncommand: {}\n", 2, 10, "'{' is not closed"),
+        ("name: x\nzones: [a, b\n", 2, 8, "'[' is not closed"),
+        ("name: x\ntargets\ncommand: {}\n", 2, 1, "no ':' after this key"),
+        # a tab where indentation goes
+        ("name: x\ncommand:\n  content: a\n\ttimeout: 5\n", 4, 1, "tab"),
+        # mistakes the parser sees where they are
+        ('name: "a\\qb"\n', 1, 10, "unknown escape character"),
+        ("name: x\ndescription: a: b\n", 2, 15, "mapping values are not allowed here"),
+        ("name: *nope\n", 1, 7, "undefined alias"),
+        # a character YAML text may not hold
+        ("name: x\ndescription: a\x07b\n", 2, 15, "#x0007 is not allowed"),
+    ],
+)
+def test_a_yaml_syntax_error_points_at_the_line_and_column_of_the_mistake(
+    text: str, line: int, column: int, says: str
+) -> None:
+    (problem,) = _problems(text, source=Path("plans/x.yaml"))
+    assert (problem.line, problem.column, problem.code) == (line, column, "yaml")
+    assert says in problem.message
+    assert str(problem).startswith(f"plans/x.yaml:{line}:{column}: not valid YAML: ")
+
+
+def test_a_duplicate_key_points_at_its_line_and_column() -> None:
+    problems = _problems(MINIMAL + "  timeout: 30\n  timeout: 60\n", source=Path("p.yaml"))
+    assert [(p.line, p.column) for p in problems] == [(7, 3)]
+    assert str(problems[0]).startswith("p.yaml:7:3: command.timeout: duplicate key")
+    # Two keys on one line: the column says which.
+    line = "  tags: {app: web, app: db, 1: x}"
+    problems = _problems(MINIMAL.replace("  tags: {app: web}", line))
+    assert [(p.line, p.column) for p in problems] == [
+        (3, line.rindex("app") + 1),
+        (3, line.index("1:") + 1),
+    ]
+
+
+def test_other_problems_have_a_line_and_no_column() -> None:
+    (problem,) = _problems(MINIMAL + "  timeout: x\n", source=Path("p.yaml"))
+    assert problem.column == 0
+    assert str(problem).startswith("p.yaml:6: command.timeout: ")
+
+
 def test_anchors_aliases_and_merge_keys_work() -> None:
     """safe_load's anchors and `<<` merges are supported; the mapping's own keys win."""
     plan = parse_plan(
