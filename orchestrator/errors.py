@@ -65,7 +65,9 @@ class Problem:
     `code` is the API's own error code when the API enforces the rule (CamelCase with
     dots: `CmdContent.ExceedLimit`), shown in parentheses; otherwise the short name of a
     plan rule (kebab-case: `unknown-key`), shown in brackets. `line` is 1-based; 0 means
-    the problem has no place in the file. A message never repeats a secret.
+    the problem has no place in the file. `column` (1-based) is given where the YAML
+    itself is broken or a key is refused, as `FILE:LINE:COL:`; 0 for a rule about a
+    value, which its line locates. A message never repeats a secret.
     """
 
     file: str
@@ -73,6 +75,7 @@ class Problem:
     field: str
     message: str
     code: str
+    column: int = 0
 
     @property
     def api(self) -> bool:
@@ -81,6 +84,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where += f":{self.column}"
         what = f"{self.field}: {self.message}" if self.field else self.message
         if not self.code:
             return f"{where}: {what}"

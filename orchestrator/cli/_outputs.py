@@ -28,7 +28,7 @@ from orchestrator.report import (
     RunFacts,
     describe_group,
     group_results,
-    hosts_of,
+    names_of,
     write_reports,
 )
 
@@ -120,7 +120,7 @@ class RunOutputs:
         """The summary, then the reports (written now) and where they are."""
         result = self.collector.result
         # Grouped once, for the summary and the reports alike.
-        groups = group_results(result.results if result else (), hosts_of(facts))
+        groups = group_results(result.results if result else (), names_of(facts))
         if result is not None:
             print_outcome(self._console, result, skipped, groups=groups)
         options = self._options

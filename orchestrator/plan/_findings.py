@@ -53,14 +53,16 @@ class Findings:
             path = parent(path)
         return self.lines.get("", 0)
 
-    def add(self, field: str, message: str, code: str, *, line: int | None = None) -> None:
-        """Record that `field` breaks a rule (`code`: an API error code or a rule name)."""
+    def add(
+        self, field: str, message: str, code: str, *, line: int | None = None, column: int = 0
+    ) -> None:
+        """Record that `field` breaks a rule (`code`: an API error code or a rule name);
+        `column` (1-based) only where the YAML itself is wrong."""
         where = self.line_of(field) if line is None else line
         # A key may itself be a credential, and paths and messages name keys; a key may
         # also hold a NUL or a surrogate, which would break the line it is printed on.
-        self._problems.append(
-            Problem(self.file, where, redact(printable(field)), redact(printable(message)), code)
-        )
+        field, message = redact(printable(field)), redact(printable(message))
+        self._problems.append(Problem(self.file, where, field, message, code, column))
 
     def broken(self, field: str) -> bool:
         """Whether a problem was already found at `field` or under it (so a check that

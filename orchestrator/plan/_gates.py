@@ -28,7 +28,13 @@ from orchestrator.plan._model import Amount, Verify, Wave
 from orchestrator.plan._reader import TYPE, Section, kind
 from orchestrator.plan._rules_params import references, render
 from orchestrator.plan._script import read_script
-from orchestrator.plan._values import format_duration, parse_amount, parse_duration, parse_threshold
+from orchestrator.plan._values import (
+    TIMEOUT_ACCEPTED,
+    format_duration,
+    parse_amount,
+    parse_duration,
+    parse_threshold,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -172,7 +178,9 @@ def _read_verify(
     section = Section(findings, value, path, VERIFY_KEYS)
     content, where = _verify_content(section, context)
     verify_type = _verify_type(section, context.command)
-    timeout = section.integer("timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter")
+    timeout = section.integer(
+        "timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
+    )
     if timeout < 0:
         findings.add(
             section.at("timeout"), "must be a non-negative number of seconds", "InvalidParameter"

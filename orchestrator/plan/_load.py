@@ -32,6 +32,7 @@ from orchestrator.plan._rules import Where, check_command
 from orchestrator.plan._rules_params import uses_agent_values
 from orchestrator.plan._script import ScriptPlaces, read_script
 from orchestrator.plan._sections import read_limits, read_targets, read_waves
+from orchestrator.plan._values import TIMEOUT_ACCEPTED
 from orchestrator.plan._yaml import parse_yaml
 
 if TYPE_CHECKING:
@@ -224,7 +225,9 @@ def _read_command(
         name=section.string("name", plan_name) or plan_name,
         description=section.string("description", plan_description) or "",
         parameters=MappingProxyType(parameters),
-        timeout=section.integer("timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter"),
+        timeout=section.integer(
+            "timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
+        ),
         username=section.string("username"),
         working_dir=section.string("working_dir"),
         windows_password_name=section.string("windows_password_name"),

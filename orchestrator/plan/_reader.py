@@ -6,14 +6,17 @@ will add (`not-supported-yet`, with what they are for). Its getters check a valu
 and, when it is wrong, record a problem and return the default, so reading goes on and
 every problem of the file is reported in one pass. `choice` reads one of a few words
 (`order: by_zone`), suggesting the closest one for a typo. YAML types are taken as YAML
-gives them: `timeout: "60"` is a string, not a number, and `version: 1.10` a float
-(quote it).
+gives them: `timeout: "60"` is a string, not a number, and `version: 1.10` a float.
+A wrong value is told what the field takes (`a whole number of seconds, e.g. 600`) and,
+where it would fix it, to quote the value (text written as a number or a date) or to
+drop the quotes (a number or a boolean written as text); never the other way round.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from typing import TYPE_CHECKING, Final
 
 from orchestrator.plan._findings import shown
@@ -28,6 +31,11 @@ TYPE: Final = "type"
 REQUIRED: Final = "required"
 UNKNOWN: Final = "unknown-key"
 LATER: Final = "not-supported-yet"
+QUOTE: Final = " (quote it)"
+UNQUOTE: Final = " (write it without quotes)"
+INTEGER_TEXT: Final = re.compile(r"\s*[+-]?\d+\s*")
+NUMBER_TEXT: Final = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
+BOOLEAN_TEXT: Final = re.compile(r"\s*(?:true|false)\s*", re.IGNORECASE)
 
 
 def kind(value: object) -> str:
@@ -40,7 +48,7 @@ def kind(value: object) -> str:
         case int():
             return "an integer"
         case float():
-            return "a number"
+            return "a decimal number"
         case str():
             return "a string"
         case list():
@@ -48,12 +56,19 @@ def kind(value: object) -> str:
         case dict():
             return "a mapping"
         case dt.date():
-            return "a date (quote it)"
+            return "a date"
     return type(value).__name__
 
 
-def _quote_hint(value: object) -> str:
-    return " (quote it)" if isinstance(value, bool | int | float) else ""
+def quote_hint(value: object) -> str:
+    """For a field that takes text: quoting makes a number, boolean or date text."""
+    return QUOTE if isinstance(value, bool | int | float | dt.date) else ""
+
+
+def unquote_hint(value: object, wanted: re.Pattern[str]) -> str:
+    """For a field that takes no text: text that reads as what it takes (`"600"`) is
+    right without its quotes."""
+    return UNQUOTE if isinstance(value, str) and wanted.fullmatch(value) else ""
 
 
 class Section:
@@ -93,11 +108,9 @@ class Section:
         """Whether the file gives `key` a non-null value."""
         return self.data.get(key) is not None
 
-    def _type_error(self, key: str, expected: str, code: str) -> None:
+    def _type_error(self, key: str, expected: str, code: str, hint: str = "") -> None:
         value = self.data[key]
-        self.findings.add(
-            self.at(key), f"must be {expected}, not {kind(value)}{_quote_hint(value)}", code
-        )
+        self.findings.add(self.at(key), f"must be {expected}, not {kind(value)}{hint}", code)
 
     def string(
         self, key: str, default: str | None = None, *, required: bool = False, code: str = TYPE
@@ -109,30 +122,33 @@ class Section:
                 self.findings.add(self.at(key), "is required", REQUIRED)
             return default
         if not isinstance(value, str):
-            self._type_error(key, "a string", code)
+            self._type_error(key, "a string", code, quote_hint(value))
             return default
         if required and not value.strip():
             self.findings.add(self.at(key), "must not be empty", REQUIRED)
             return default
         return value
 
-    def integer(self, key: str, default: int, *, code: str = TYPE) -> int:
-        """An integer (a boolean is not one)."""
+    def integer(
+        self, key: str, default: int, *, code: str = TYPE, accepted: str = "a whole number"
+    ) -> int:
+        """An integer (a boolean is not one); `accepted` says what the field takes, with
+        an example, for the message: `a whole number of seconds, e.g. 600`."""
         value = self.data.get(key)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            self._type_error(key, "an integer", code)
+            self._type_error(key, accepted, code, unquote_hint(value, INTEGER_TEXT))
             return default
         return value
 
-    def number(self, key: str, default: float) -> float:
-        """An integer or a decimal number."""
+    def number(self, key: str, default: float, *, accepted: str = "a number") -> float:
+        """An integer or a decimal number; `accepted` as for `integer`."""
         value = self.data.get(key)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self._type_error(key, "a number", TYPE)
+            self._type_error(key, accepted, TYPE, unquote_hint(value, NUMBER_TEXT))
             return default
         return float(value)
 
@@ -142,7 +158,7 @@ class Section:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self._type_error(key, "true or false", TYPE)
+            self._type_error(key, "true or false", TYPE, unquote_hint(value, BOOLEAN_TEXT))
             return default
         return value
 
@@ -172,7 +188,7 @@ class Section:
             if isinstance(item, str) and item.strip():
                 found.append(item)
             else:
-                what = f"must be a non-empty string, not {kind(item)}{_quote_hint(item)}"
+                what = f"must be a non-empty string, not {kind(item)}{quote_hint(item)}"
                 self.findings.add(f"{self.at(key)}[{i}]", what, TYPE)
         return tuple(found)
 
@@ -191,6 +207,6 @@ class Section:
             elif item is None:
                 found[name] = ""  # `key:` with nothing after it is the empty value
             else:
-                what = f"must be a string, not {kind(item)}{_quote_hint(item)}"
+                what = f"must be a string, not {kind(item)}{quote_hint(item)}"
                 self.findings.add(join(self.at(key), name), what, value_code)
         return found

@@ -167,7 +167,11 @@ def read_limits(findings: Findings, value: object) -> Limits:
             findings.add(section.at("max_concurrency"), amount, "max-concurrency")
         else:
             concurrency = amount
-    quota = section.integer("instance_quota", codes.RUN_COMMAND_MAX_INSTANCES)
+    quota = section.integer(
+        "instance_quota",
+        codes.RUN_COMMAND_MAX_INSTANCES,
+        accepted=f"a whole number of instances, e.g. {codes.RUN_COMMAND_MAX_INSTANCES_QUOTA}",
+    )
     if not codes.RUN_COMMAND_MAX_INSTANCES <= quota <= codes.RUN_COMMAND_MAX_INSTANCES_QUOTA:
         findings.add(
             section.at("instance_quota"),
@@ -176,7 +180,11 @@ def read_limits(findings: Findings, value: object) -> Limits:
             "instance-quota",
         )
         quota = codes.RUN_COMMAND_MAX_INSTANCES
-    batch = section.integer("batch_size", defaults.batch_size)
+    batch = section.integer(
+        "batch_size",
+        defaults.batch_size,
+        accepted=f"a whole number of instances, e.g. {defaults.batch_size}",
+    )
     if batch < 1:
         findings.add(section.at("batch_size"), f"must be at least 1, not {batch}", "batch-size")
     elif batch > quota:
@@ -190,7 +198,11 @@ def read_limits(findings: Findings, value: object) -> Limits:
             f"is {batch}: a RunCommand takes at most {quota} instances{raised}",
             "InstanceIds.ExceedLimit",
         )
-    delivery = section.number("delivery_timeout", defaults.delivery_timeout)
+    delivery = section.number(
+        "delivery_timeout",
+        defaults.delivery_timeout,
+        accepted=f"a number of seconds, e.g. {defaults.delivery_timeout:g}",
+    )
     if delivery <= 0:
         findings.add(
             section.at("delivery_timeout"), "must be more than 0 seconds", "delivery-timeout"
@@ -210,7 +222,7 @@ def _qps(findings: Findings, limits: Section) -> MappingProxyType[str, float]:
     for action in QPS_ACTIONS:
         if not section.has(action):
             continue
-        rate = section.number(action, 0.0)
+        rate = section.number(action, 0.0, accepted="a number of requests per second, e.g. 10")
         if findings.broken(section.at(action)):
             continue
         if rate <= 0:

@@ -17,7 +17,7 @@ from typing import Final
 
 from orchestrator.plan._findings import shown
 from orchestrator.plan._model import Amount
-from orchestrator.plan._reader import kind
+from orchestrator.plan._reader import INTEGER_TEXT, kind, unquote_hint
 
 _PERCENT: Final = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
 _FULL: Final = 100.0
@@ -33,6 +33,7 @@ _UNITS: Final = {
 }
 _SECONDS_PER: Final = (3600, 60, 1)
 DURATION_EXAMPLES: Final = "a number of seconds, or a string such as 30s, 5m, 1h or 1h30m"
+TIMEOUT_ACCEPTED: Final = "a whole number of seconds, e.g. 600"  # the API's Timeout is a Long
 
 
 def parse_amount(value: object) -> Amount | str:
@@ -44,7 +45,8 @@ def parse_amount(value: object) -> Amount | str:
         if 0 < percent <= _FULL:
             return Amount(percent, percent=True)
         return f"a percentage must be more than 0% and at most 100%, not {value.strip()}"
-    return f'must be a positive integer or a percentage such as "10%", not {kind(value)}'
+    hint = unquote_hint(value, INTEGER_TEXT)
+    return f'must be a positive integer or a percentage such as "10%", not {kind(value)}{hint}'
 
 
 def parse_threshold(value: object) -> Amount | str:
@@ -60,7 +62,8 @@ def parse_threshold(value: object) -> Amount | str:
             f"not {value.strip()}"
         )
     return (
-        f'must be a count (0 or more) or a percentage of the wave such as "5%", not {kind(value)}'
+        'must be a count (0 or more) or a percentage of the wave such as "5%", '
+        f"not {kind(value)}{unquote_hint(value, INTEGER_TEXT)}"
     )
 
 

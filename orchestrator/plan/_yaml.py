@@ -54,6 +54,17 @@ _NUMBERS: Final = frozenset((_TAG + "int", _TAG + "float"))
 _OUT_OF_RANGE: Final = (
     "is out of range: no field of a plan takes a number beyond 2^64 (quote it if it is text)"
 )
+# PyYAML's problem mark is where it noticed; for a construct left open (a quote, a `{`
+# or `[`, a key without its `:`) that is a later line, and the mistake is where the
+# construct began: its context mark.
+_LEFT_OPEN: Final = {
+    "while scanning a simple key": "no ':' after this key",
+    "while scanning a quoted scalar": "this quoted string is not closed",
+    "while parsing a flow mapping": "this '{' is not closed, or an entry in it lacks its ','",
+    "while parsing a flow sequence": "this '[' is not closed, or an item in it lacks its ','",
+}
+_BLOCK_END: Final = "expected <block end>"
+_TAB: Final = "'\\t'"  # PyYAML names the character as repr() writes it
 _BAD_TEXT: Final = re.compile("[\\x00\\ud800-\\udfff]")
 _UNPRINTABLE: Final = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff]")
 
@@ -96,6 +107,22 @@ def number_problem(value: object) -> str | None:
     if abs(value) > NUMBER_MAX:
         return _OUT_OF_RANGE
     return None
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> tuple[str, int, int]:
+    """What is wrong, and the 1-based line and column of the mistake (0, 0: unknown)."""
+    problem = printable(exc.problem or exc.context or "not valid YAML")
+    found, opened = exc.problem_mark, exc.context_mark
+    left_open = _LEFT_OPEN.get(exc.context or "")
+    if left_open and opened is not None and (found is None or found.line > opened.line):
+        noticed = f" on line {found.line + 1}, column {found.column + 1}" if found else ""
+        return f"{left_open} ({problem}{noticed})", opened.line + 1, opened.column + 1
+    if _TAB in problem:
+        problem = f"a tab where YAML wants spaces: indent with spaces only ({problem})"
+    elif problem.startswith(_BLOCK_END):
+        problem = f"this line's indentation does not fit the lines above it ({problem})"
+    mark = found or opened
+    return (problem, mark.line + 1, mark.column + 1) if mark else (problem, 0, 0)
 
 
 class _TooCostly(Exception):
@@ -197,7 +224,9 @@ class _Builder:
                 if key_node.value in seen:
                     child = join(path, key_node.value)
                     first = seen[key_node.value]
-                    self._problem(key_node, child, f"duplicate key (first given on line {first})")
+                    self._problem(
+                        key_node, child, f"duplicate key (first given on line {first})", key=True
+                    )
                 seen.setdefault(key_node.value, key_node.start_mark.line + 1)
         try:
             # safe_load's own merge: `<<` entries first, so the mapping's own keys win.
@@ -211,7 +240,8 @@ class _Builder:
                 shown = (
                     key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a collection)"
                 )
-                self._problem(key_node, path, f"key {printable(shown)} is not a string: quote it")
+                message = f"key {printable(shown)} is not a string: quote it"
+                self._problem(key_node, path, message, key=True)
                 continue
             if (problem := text_problem(key_node.value)) is not None:
                 self._findings.add(
@@ -223,8 +253,12 @@ class _Builder:
             result[key_node.value] = self.build(value_node, child, depth + 1)
         return result
 
-    def _problem(self, node: yaml.Node, path: str, message: str) -> None:
-        self._findings.add(path, message, SYNTAX, line=node.start_mark.line + 1)
+    def _problem(self, node: yaml.Node, path: str, message: str, *, key: bool = False) -> None:
+        """A problem of the YAML at `node`; a refused key is also given its column (a
+        line can hold several keys: `{a: 1, a: 2}`)."""
+        mark = node.start_mark
+        column = mark.column + 1 if key else 0
+        self._findings.add(path, message, SYNTAX, line=mark.line + 1, column=column)
 
 
 def _tag_message(tag: str) -> str:
@@ -248,13 +282,15 @@ def parse_yaml(text: str, findings: Findings) -> object:
             return None
         return _Builder(loader, findings).build(node, "")
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = exc.problem or exc.context or "not valid YAML"
-        findings.add("", f"not valid YAML: {message}", SYNTAX, line=mark.line + 1 if mark else 0)
+        message, line, column = _syntax_problem(exc)
+        findings.add("", f"not valid YAML: {message}", SYNTAX, line=line, column=column)
     except yaml.reader.ReaderError as exc:  # a character YAML text may not hold
-        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        position = max(exc.position, 0)
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
         shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a character"
-        findings.add("", f"not valid YAML: {shown} is not allowed in YAML text", SYNTAX, line=line)
+        message = f"not valid YAML: {shown} is not allowed in YAML text"
+        findings.add("", message, SYNTAX, line=line, column=column)
     except yaml.YAMLError as exc:
         findings.add("", f"not valid YAML: {printable(str(exc))}", SYNTAX, line=0)
     except _TooLarge as exc:

@@ -23,6 +23,7 @@ from orchestrator.report._collect import (
     WaveRecord,
 )
 from orchestrator.report._groups import (
+    InstanceNames,
     OutputGroup,
     describe_group,
     group_results,
@@ -31,13 +32,14 @@ from orchestrator.report._groups import (
 from orchestrator.report._json import REPORT_SCHEMA_VERSION, build_report, render_json
 from orchestrator.report._junit import render_junit
 from orchestrator.report._markdown import render_markdown
-from orchestrator.report._write import OutputFiles, ReportPaths, hosts_of, write_reports
+from orchestrator.report._write import OutputFiles, ReportPaths, names_of, write_reports
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
     "ApprovalRecord",
     "BatchRecord",
     "BreachStop",
+    "InstanceNames",
     "OutputFiles",
     "OutputGroup",
     "ReportCollector",
@@ -48,7 +50,7 @@ __all__ = [
     "build_report",
     "describe_group",
     "group_results",
-    "hosts_of",
+    "names_of",
     "normalize_output",
     "render_json",
     "render_junit",

@@ -2,7 +2,7 @@
 
 An operator reading a run wants "1,843 instances printed the new version, 12 printed an
 error, 3 never ran", not 10,000 lines. Outputs differ by what each instance is (its id,
-hostname, addresses) and when it ran (timestamps), so `normalize_output` masks those
+hostname, name, addresses) and when it ran (timestamps), so `normalize_output` masks those
 before grouping; what is left differs only where the instances really behaved
 differently. The instances that never ran (skipped, not sent) group by why instead.
 Everything here is pure: the regexes are compiled once, at import.
@@ -35,7 +35,6 @@ _SEVERITY: Final = {
     Outcome.SUCCEEDED: 5,
 }
 _NEVER_RAN: Final = frozenset({Outcome.SKIPPED, Outcome.NOT_SENT})
-_NO_HOSTS: Final[Mapping[str, str]] = MappingProxyType({})
 
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -108,6 +107,19 @@ class OutputGroup:
     instance_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceNames:
+    """What an instance calls itself besides its id: its hostname (`HostName`) and its
+    instance name (`InstanceName`, which the `{{ACS::InstanceName}}` parameter prints)."""
+
+    hostname: str = ""
+    name: str = ""
+
+
+_NO_NAMES: Final[Mapping[str, InstanceNames]] = MappingProxyType({})
+_UNNAMED: Final = InstanceNames()
+
+
 def _mask_word(text: str, word: str, mask: str) -> str:
     """`word` masked where it stands whole: `web-1` must not eat the front of `web-12`."""
     if not word or word not in text:  # the usual case, without building a regex
@@ -123,18 +135,29 @@ def _mask_address(text: str, address: str) -> str:
 
 
 def normalize_output(
-    text: str, *, instance_id: str, hostname: str = "", ips: Iterable[str] = ()
+    text: str,
+    *,
+    instance_id: str,
+    hostname: str = "",
+    name: str = "",
+    ips: Iterable[str] = (),
 ) -> str:
     """`text` with what differs from instance to instance, and from run to run, masked:
-    instance ids as `<instance>`, the hostname as `<host>`, IPv4 addresses (and `ips`)
-    as `<ip>`, timestamps as `<time>`, UUIDs and long hex runs as `<id>`; trailing
-    whitespace of each line and of the whole is gone."""
+    instance ids as `<instance>`, the hostname as `<host>`, the instance name as
+    `<name>`, IPv4 addresses (and `ips`) as `<ip>`, timestamps as `<time>`, UUIDs and
+    long hex runs as `<id>`; trailing whitespace of each line and of the whole is gone."""
     masked = _mask_word(text.strip(), instance_id, "<instance>")
-    masked = _mask_word(masked, hostname, "<host>")
+    # The longer first: a hostname `web-1.example.com` holds the name `web-1` whole.
+    for word, mask in sorted(((hostname, "<host>"), (name, "<name>")), key=_longest_first):
+        masked = _mask_word(masked, word, mask)
     for ip in ips:
         masked = _mask_address(masked, ip)
     masked = _DIGIT_LINE.sub(_mask_line, masked)
     return _TRAILING.sub("", masked)
+
+
+def _longest_first(pair: tuple[str, str]) -> int:
+    return -len(pair[0])
 
 
 def _mask_line(line: re.Match[str]) -> str:
@@ -175,27 +198,29 @@ def _shown(result: InstanceResult) -> InstanceResult:
     return result
 
 
-def _text(result: InstanceResult, hostname: str) -> str:
+def _text(result: InstanceResult, names: InstanceNames) -> str:
     """The normalised text an instance is grouped on."""
     if result.outcome in _NEVER_RAN:
         return normalize_output(result.error_info, instance_id=result.instance_id)
     shown = _shown(result)
-    text = normalize_output(shown.output, instance_id=result.instance_id, hostname=hostname)
+    own = {"instance_id": result.instance_id, "hostname": names.hostname, "name": names.name}
+    text = normalize_output(shown.output, **own)
     if text:
         return text
     # Nothing printed (undelivered, stopped before it spoke): why is the text to show.
-    return normalize_output(result.error_info, instance_id=result.instance_id, hostname=hostname)
+    return normalize_output(result.error_info, **own)
 
 
 def group_results(
-    results: Sequence[InstanceResult], hosts: Mapping[str, str] = _NO_HOSTS
+    results: Sequence[InstanceResult], names: Mapping[str, InstanceNames] = _NO_NAMES
 ) -> list[OutputGroup]:
-    """`results` grouped by (outcome, exit code, error code, normalised text); `hosts`
-    maps an instance id to its hostname. Largest group first; on a tie, failures first."""
+    """`results` grouped by (outcome, exit code, error code, normalised text); `names`
+    maps an instance id to its hostname and instance name. Largest group first; on a
+    tie, failures first."""
     members: dict[tuple[Outcome, int | None, str, str], list[str]] = {}
     for result in results:
         exit_code = None if result.outcome in _NEVER_RAN else _shown(result).exit_code
-        text = _text(result, hosts.get(result.instance_id, ""))
+        text = _text(result, names.get(result.instance_id, _UNNAMED))
         key = (result.outcome, exit_code, result.error_code, text)
         members.setdefault(key, []).append(result.instance_id)
     groups = [

@@ -148,9 +148,12 @@ def _groups(groups: Sequence[OutputGroup]) -> list[str]:
     lines = ["## Output groups", ""]
     for number, group in enumerate(groups[:GROUPS_SHOWN], start=1):
         noun = "instance" if group.count == 1 else "instances"
-        lines.append(f"{number}. **{group.count:,} {noun}**: {escape(group_kind(group))}")
+        marker = f"{number}. "
+        lines.append(f"{marker}**{group.count:,} {noun}**: {escape(group_kind(group))}")
         if group.sample:
-            lines.extend(_fenced(group.sample, "   "))
+            # CommonMark keeps a block in a list item only when it is indented to the
+            # item's text: 3 spaces under `9. `, 4 under `10. `.
+            lines.extend(_fenced(group.sample, " " * len(marker)))
     lines.append("")
     return lines + _more(len(groups), GROUPS_SHOWN, "groups")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.report._groups import group_results
+from orchestrator.report._groups import InstanceNames, group_results
 from orchestrator.report._json import build_report, render_json
 from orchestrator.report._junit import render_junit
 from orchestrator.report._markdown import render_markdown
@@ -66,11 +66,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def hosts_of(facts: RunFacts) -> Mapping[str, str]:
-    """Instance id → the name it calls itself (hostname, else instance name)."""
+def names_of(facts: RunFacts) -> Mapping[str, InstanceNames]:
+    """Instance id → what it calls itself (hostname and instance name), for grouping."""
     if facts.resolution is None:
         return MappingProxyType({})
-    return {i.instance_id: i.hostname or i.name for i in facts.resolution.runnable}
+    return {
+        i.instance_id: InstanceNames(hostname=i.hostname, name=i.name)
+        for i in facts.resolution.runnable
+    }
 
 
 def write_reports(
@@ -88,7 +91,7 @@ def write_reports(
     directory.mkdir(parents=True, exist_ok=True)
     results = collector.result.results if collector.result else ()
     if groups is None:  # the caller may have grouped them already, for its summary
-        groups = group_results(results, hosts_of(facts))
+        groups = group_results(results, names_of(facts))
     paths = ReportPaths(directory / JSON_NAME, directory / JUNIT_NAME, directory / MARKDOWN_NAME)
     report = build_report(facts, collector, groups)
     # "replace" keeps a lone surrogate (undecodable output) from failing the whole file.

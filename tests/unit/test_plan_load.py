@@ -326,6 +326,56 @@ def test_yaml_syntax_error_has_a_line() -> None:
     assert problems[0].line > 0
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "column", "says"),
+    [
+        # bad indentation: the line that does not fit is the mistake
+        ("name: x\ncommand:\n  content: a\n timeout: 5\n", 4, 2, "indentation"),
+        ("name: x\ntargets:\n  tags: {a: b}\n    extra: 1\n", 4, 5, "indentation"),
+        # a construct left open: where it was opened, not where the parser gave up
+        ("name: x\ndescription: 'abc\ncommand: {}\n", 2, 14, "quoted string is not closed"),
+        ('name: "x\ntargets: {}\n', 1, 7, "quoted string is not closed"),
+        ("name: x\ntargets: {tags: {a: b}\ncommand: {}\n", 2, 10, "'{' is not closed"),
+        ("name: x\nzones: [a, b\n", 2, 8, "'[' is not closed"),
+        ("name: x\ntargets\ncommand: {}\n", 2, 1, "no ':' after this key"),
+        # a tab where indentation goes
+        ("name: x\ncommand:\n  content: a\n\ttimeout: 5\n", 4, 1, "tab"),
+        # mistakes the parser sees where they are
+        ('name: "a\\qb"\n', 1, 10, "unknown escape character"),
+        ("name: x\ndescription: a: b\n", 2, 15, "mapping values are not allowed here"),
+        ("name: *nope\n", 1, 7, "undefined alias"),
+        # a character YAML text may not hold
+        ("name: x\ndescription: a\x07b\n", 2, 15, "#x0007 is not allowed"),
+    ],
+)
+def test_a_yaml_syntax_error_points_at_the_line_and_column_of_the_mistake(
+    text: str, line: int, column: int, says: str
+) -> None:
+    (problem,) = _problems(text, source=Path("plans/x.yaml"))
+    assert (problem.line, problem.column, problem.code) == (line, column, "yaml")
+    assert says in problem.message
+    assert str(problem).startswith(f"plans/x.yaml:{line}:{column}: not valid YAML: ")
+
+
+def test_a_duplicate_key_points_at_its_line_and_column() -> None:
+    problems = _problems(MINIMAL + "  timeout: 30\n  timeout: 60\n", source=Path("p.yaml"))
+    assert [(p.line, p.column) for p in problems] == [(7, 3)]
+    assert str(problems[0]).startswith("p.yaml:7:3: command.timeout: duplicate key")
+    # Two keys on one line: the column says which.
+    line = "  tags: {app: web, app: db, 1: x}"
+    problems = _problems(MINIMAL.replace("  tags: {app: web}", line))
+    assert [(p.line, p.column) for p in problems] == [
+        (3, line.rindex("app") + 1),
+        (3, line.index("1:") + 1),
+    ]
+
+
+def test_other_problems_have_a_line_and_no_column() -> None:
+    (problem,) = _problems(MINIMAL + "  timeout: x\n", source=Path("p.yaml"))
+    assert problem.column == 0
+    assert str(problem).startswith("p.yaml:6: command.timeout: ")
+
+
 def test_anchors_aliases_and_merge_keys_work() -> None:
     """safe_load's anchors and `<<` merges are supported; the mapping's own keys win."""
     plan = parse_plan(
@@ -369,7 +419,79 @@ def test_multiple_documents_are_refused() -> None:
 def test_quoting_hint_for_numbers_where_text_is_expected() -> None:
     """`version: 1.10` would be the number 1.1: the message says to quote it."""
     problems = _problems(MINIMAL.replace("{app: web}", "{app: web, build: 1.10}"))
-    assert problems[0].message == "must be a string, not a number (quote it)"
+    assert problems[0].message == "must be a string, not a decimal number (quote it)"
+
+
+SECONDS = "must be a whole number of seconds, e.g. 600"
+UNQUOTE = " (write it without quotes)"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        # A wrong value of a number field says what is accepted; never "quote it".
+        ("  timeout: 1.5", "command.timeout", f"{SECONDS}, not a decimal number"),
+        ("  timeout: '600'", "command.timeout", f"{SECONDS}, not a string{UNQUOTE}"),
+        ("  timeout: ten", "command.timeout", f"{SECONDS}, not a string"),
+        ("  timeout: true", "command.timeout", f"{SECONDS}, not a boolean"),
+        ("  timeout: 2026-01-01", "command.timeout", f"{SECONDS}, not a date"),
+        (
+            "waves: [{name: a, size: 1, verify: {content: 'true', timeout: 2.5}}]",
+            "waves[0].verify.timeout",
+            f"{SECONDS}, not a decimal number",
+        ),
+        (
+            "limits: {batch_size: 2.5}",
+            "limits.batch_size",
+            "must be a whole number of instances, e.g. 50, not a decimal number",
+        ),
+        (
+            "limits: {instance_quota: '200'}",
+            "limits.instance_quota",
+            f"must be a whole number of instances, e.g. 100, not a string{UNQUOTE}",
+        ),
+        (
+            "limits: {delivery_timeout: '300'}",
+            "limits.delivery_timeout",
+            f"must be a number of seconds, e.g. 300, not a string{UNQUOTE}",
+        ),
+        (
+            "limits: {qps: {RunCommand: '2.5'}}",
+            "limits.qps.RunCommand",
+            f"must be a number of requests per second, e.g. 10, not a string{UNQUOTE}",
+        ),
+        ("count_undelivered: 1", "count_undelivered", "must be true or false, not an integer"),
+        (
+            "count_undelivered: 'false'",
+            "count_undelivered",
+            f"must be true or false, not a string{UNQUOTE}",
+        ),
+        (
+            "waves: [1.5]",
+            "waves[0]",
+            'must be a positive integer or a percentage such as "10%", not a decimal number',
+        ),
+        (
+            "waves: ['5']",
+            "waves[0]",
+            'must be a positive integer or a percentage such as "10%", not a string' + UNQUOTE,
+        ),
+        (
+            "waves: [{name: a, size: 1, max_errors: '2'}]",
+            "waves[0].max_errors",
+            'must be a count (0 or more) or a percentage of the wave such as "5%", not a string'
+            + UNQUOTE,
+        ),
+        # Where text is expected, quoting is the fix.
+        ("description: 2026-01-01", "description", "must be a string, not a date (quote it)"),
+        ("description: 12", "description", "must be a string, not an integer (quote it)"),
+    ],
+)
+def test_a_wrong_value_is_told_what_is_accepted(extra: str, field: str, message: str) -> None:
+    """`extra` is added to the end of MINIMAL: indented, it is a key of `command:`."""
+    text = MINIMAL + extra + "\n"
+    by_field = {p.field: p.message for p in _problems(text)}
+    assert by_field[field] == message
 
 
 # --- files, scripts, hashes ---------------------------------------------------------------

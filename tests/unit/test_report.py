@@ -27,6 +27,8 @@ from orchestrator.report import (
     OutputFiles,
     ReportCollector,
     RunFacts,
+    group_results,
+    names_of,
     write_reports,
 )
 from orchestrator.report._json import public_endpoint
@@ -63,6 +65,7 @@ from orchestrator.rollout import (
     WaveSummary,
     run_rollout,
 )
+from orchestrator.sim import load_fleet
 from orchestrator.targets import Resolution, SkipReason, resolve
 from orchestrator.targets import Skipped as SkippedTarget
 from orchestrator.testing import simulated
@@ -693,6 +696,47 @@ def test_summary_md_caps_its_lists(tmp_path: Path):
     assert len(failed) == 1 + 20
 
 
+def list_items_and_their_code(markdown: str) -> tuple[list[list[str]], list[str]]:
+    """The code blocks of each top-level list item of `markdown`, and those outside any."""
+    items: list[list[str]] = []
+    outside: list[str] = []
+    depth = 0
+    for token in MarkdownIt("commonmark").parse(markdown):
+        if token.type == "list_item_open":
+            depth += 1
+            if depth == 1:
+                items.append([])
+        elif token.type == "list_item_close":
+            depth -= 1
+        elif token.type in {"fence", "code_block"}:
+            (items[-1] if depth else outside).append(token.content)
+    return items, outside
+
+
+@pytest.mark.parametrize("count", range(1, 13))
+def test_each_output_group_keeps_its_sample_inside_its_list_item(tmp_path: Path, count: int):
+    """From `10.` on the item's text starts a column later: a sample indented for `1.`
+    would fall out of the list and end it."""
+    results = tuple(
+        InstanceResult(
+            f"i-grp{n:07d}", Outcome.FAILED, wave="all", exit_code=n + 1, output=f"bad {n}"
+        )
+        for n in range(count)
+    )
+    result = RolloutResult("r-groups", results, (WaveSummary(0, "all", count),))
+    collector = feed(ReportCollector(), [RunFinished(result)])
+    facts = facts_of(plan_with_secrets([Wave("all", Amount(100, percent=True))]), None, 1)
+    text = write_reports(tmp_path, facts, collector).markdown.read_text(encoding="utf-8")
+    items, outside = list_items_and_their_code(text)
+    assert outside == []
+    shown = min(count, 10)
+    assert len(items) == shown
+    assert sorted(code for item in items for code in item) == sorted(
+        f"bad {n}\n" for n in range(shown)
+    )
+    assert all(len(item) == 1 for item in items)
+
+
 # --- files: the step summary, atomic writes -------------------------------------------------
 
 
@@ -928,6 +972,33 @@ instances:
 behaviour:
   default: {duration: 2, delivery_delay: 0.5, output: "ok\\n"}
 """
+
+
+async def test_the_demo_fleets_outputs_group_by_what_they_said_not_by_instance():
+    """The demo prints `ok: {{ACS::InstanceName}} ({{ACS::InstanceId}}, {{ACS::ZoneId}})`:
+    its instances' names and ids are masked, so they group by zone, not one each."""
+    async with simulated(load_fleet(ROOT / "plans" / "fleets" / "demo.yaml")) as env:
+        plan = Plan(
+            name="demo",
+            targets=Targets(tags={"app": "worker"}),
+            command=Command(content="true", timeout=30),
+            waves=(Wave("all", Amount(100, percent=True), max_errors=None),),
+        )
+        resolution = await resolve(plan.targets, plan.command.type, env.client)
+        collector = ReportCollector()
+        result = await run_rollout(
+            plan, env.client, resolution.runnable, run_id="r-demo", clock=env.clock, sink=collector
+        )
+    facts = facts_of(plan, resolution, exit_code(result), run_id="r-demo")
+    groups = group_results(result.results, names_of(facts))
+    zone_of = {i.instance_id: i.zone_id for i in resolution.runnable}
+    said_ok = [g for g in groups if g.sample.startswith("ok: ")]
+    ok_zones = {zone_of[r.instance_id] for r in result.results if r.output.startswith("ok: ")}
+    assert len(ok_zones) > 1
+    assert sorted(g.sample for g in said_ok) == sorted(
+        f"ok: <name> (<instance>, {zone})" for zone in ok_zones
+    )
+    assert sum(g.count for g in said_ok) > len(ok_zones)
 
 
 async def test_an_interrupted_run_gets_reports_of_its_partial_result(tmp_path: Path):

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.report import OutputGroup, describe_group, group_results, normalize_output
+from orchestrator.report import (
+    InstanceNames,
+    OutputGroup,
+    describe_group,
+    group_results,
+    normalize_output,
+)
 from orchestrator.report._groups import SAMPLE_CHARS, sample_of
 from orchestrator.rollout import InstanceResult, Outcome
 
@@ -71,6 +77,24 @@ def test_the_hostname_is_masked_as_a_whole_word_only():
     assert normalize_output(text, instance_id=ID, hostname="web-1") == (
         "<host> says hi; web-12 is another; <host>.example.com too"
     )
+
+
+def test_the_instance_name_is_masked_as_a_whole_word_only():
+    text = "ok: web-prod-11 (i-v1); web-prod-110 is another"
+    assert normalize_output(text, instance_id="i-v1", hostname="iZv1Z", name="web-prod-11") == (
+        "ok: <name> (<instance>); web-prod-110 is another"
+    )
+
+
+def test_a_hostname_holding_the_name_is_masked_whole():
+    """The longer is masked first: `web-1.example.com` is the host, not `<name>.example.com`."""
+    text = "web-1.example.com is web-1"
+    assert normalize_output(text, instance_id=ID, hostname="web-1.example.com", name="web-1") == (
+        "<host> is <name>"
+    )
+    assert normalize_output(
+        "web-1 on web-1.lan", instance_id=ID, hostname="web-1", name="web-1.lan"
+    ) == ("<host> on <name>")
 
 
 def test_the_instance_id_is_masked_even_when_it_does_not_look_like_one():
@@ -152,23 +176,25 @@ def random_id(rng: random.Random) -> str:
 def test_1000_outputs_differing_only_by_id_host_and_time_make_one_group():
     rng = random.Random(7)
     results = []
-    hosts = {}
+    names = {}
     for n in range(1000):
         instance_id = random_id(rng)
-        hosts[instance_id] = f"web-{n:04d}"
+        names[instance_id] = InstanceNames(hostname=f"iZweb{n:04d}Z", name=f"web-{n:04d}")
         moment = START + timedelta(seconds=rng.randrange(86_400), microseconds=rng.randrange(10**6))
         output = (
-            f"{moment.isoformat()} deploy on {hosts[instance_id]} ({instance_id})\n"
+            f"{moment.isoformat()} deploy on {names[instance_id].hostname} ({instance_id})\n"
+            f"I am {names[instance_id].name}\n"
             f"peer {random_id(rng)} at 10.0.{n // 256}.{n % 256}\n"
             f"{moment:%a %b %d %H:%M:%S} UTC {moment:%Y}: nginx version: nginx/1.27.3   \n"
             f"request {rng.getrandbits(128):032x} done at {moment:%H:%M:%S}\n"
         )
         results.append(ran(instance_id, output))
-    (group,) = group_results(results, hosts)
+    (group,) = group_results(results, names)
     assert group.count == 1000
     assert group.instance_ids == tuple(r.instance_id for r in results)
     assert group.sample == (
         "<time> deploy on <host> (<instance>)\n"
+        "I am <name>\n"
         "peer <instance> at <ip>\n"
         "<time>: nginx version: nginx/1.27.3\n"
         "request <id> done at <time>"
