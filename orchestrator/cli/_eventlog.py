@@ -97,8 +97,13 @@ class EventLog:
         burst: int = BURST,
         window: float = WINDOW,
         logger: FilteringBoundLogger | None = None,
+        skipped_before_dispatch: int = 0,
     ) -> None:
         self._clock = clock
+        # The run's result holds only the instances it dispatched or settled; those
+        # skipped before dispatch are known to the caller alone, and run.finished
+        # counts them too, so its `skipped` is the summary's.
+        self._skipped_before = skipped_before_dispatch
         self._window = window
         self._log: FilteringBoundLogger = (
             logger if logger is not None else structlog.get_logger("orchestrator.events")
@@ -291,14 +296,18 @@ class EventLog:
             if result.started_at is not None and result.finished_at is not None
             else None
         )
+        counts = _count_fields(result.counts())
+        counts[Outcome.SKIPPED.value] += self._skipped_before
         self._emit(
             logging.WARNING if halt is not None or interrupted else logging.INFO,
             "run.finished",
-            instances=len(result.results),
-            **_count_fields(result.counts()),
+            instances=len(result.results) + self._skipped_before,
+            **counts,
+            skipped_before_dispatch=self._skipped_before,
             halt_reason=halt.reason if halt is not None else None,
-            halt_code=halt.code if halt is not None else None,
-            halt_wave=halt.wave if halt is not None else None,
+            # null, not "", for "none": one convention whether or not the run halted.
+            halt_code=(halt.code or None) if halt is not None else None,
+            halt_wave=(halt.wave or None) if halt is not None else None,
             halt_text=_clip(halt.describe()) if halt is not None else None,
             interrupted=interrupted,
             in_flight=len(result.in_flight),

@@ -77,6 +77,7 @@ class RunOutputs:
         *,
         clock: Clock,
         api_calls: Callable[[], int] | None = None,
+        skipped_before_dispatch: int = 0,
     ) -> None:
         fmt = options.log_format
         if fmt == "auto":
@@ -93,7 +94,7 @@ class RunOutputs:
             )
             sinks.append(self._display)
         if fmt == "json":
-            sinks.append(EventLog(clock=clock))
+            sinks.append(EventLog(clock=clock, skipped_before_dispatch=skipped_before_dispatch))
         if options.output_dir is not None:
             sinks.append(OutputFiles(options.output_dir))
         self._sinks = tuple(sinks)
