@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from orchestrator.clock import clock_info
 from orchestrator.rollout import (
     ApprovalDenied,
     ApprovalGranted,
@@ -100,6 +101,7 @@ class EventLog:
         skipped_before_dispatch: int = 0,
     ) -> None:
         self._clock = clock
+        self._time = clock_info(clock)  # which clock `duration_s` is on
         # The run's result holds only the instances it dispatched or settled; those
         # skipped before dispatch are known to the caller alone, and run.finished
         # counts them too, so its `skipped` is the summary's.
@@ -315,6 +317,9 @@ class EventLog:
             describe_calls=result.describe_calls(),
             throttles=result.throttles,
             duration_s=duration,
+            real_duration_s=self._time.real_seconds(duration) if duration is not None else None,
+            clock=self._time.kind,
+            time_scale=self._time.time_scale,
         )
 
     def _limited(self, limit: _Limit, name: str, kind: str, **fields: object) -> None:

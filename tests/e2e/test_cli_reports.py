@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from junitparser import JUnitXml
 
 from orchestrator.sim import load_fleet, serve
 
@@ -92,6 +93,23 @@ def test_run_finished_agrees_with_report_json(demo_run):
     assert line["skipped_before_dispatch"] == before
     assert line["instances"] == len(report["results"]) + before
     assert (line["halt_reason"], line["halt_code"], line["halt_wave"]) == (None, None, None)
+
+
+def test_a_sim_run_names_its_scaled_clock_and_shows_real_durations(demo_run):
+    """`--sim` runs on the demo fleet's scaled clock: report.json says so, with the
+    fleet's time_scale, and every duration shown to people is the real one (derived
+    from the run's own numbers: no wall-clock duration is asserted)."""
+    report, reports, stderr = demo_run
+    assert report["clock"] == {"kind": "scaled", "time_scale": DEMO_TIME_SCALE}
+    assert report["real_duration_s"] == pytest.approx(report["duration_s"] * DEMO_TIME_SCALE)
+    junit = JUnitXml.fromfile(str(reports / "junit.xml"))
+    assert float(junit.time) == pytest.approx(report["real_duration_s"], abs=1e-3)
+    summary = (reports / "summary.md").read_text()
+    assert f"took {report['real_duration_s']:,.1f} s (" in summary
+    assert f"time_scale {DEMO_TIME_SCALE:g})" in summary
+    line = run_finished(stderr)
+    assert (line["clock"], line["time_scale"]) == ("scaled", DEMO_TIME_SCALE)
+    assert line["real_duration_s"] == pytest.approx(line["duration_s"] * DEMO_TIME_SCALE)
 
 
 # Zone i is the smaller: `by_zone` sends it first, so the canary is in zone i while the

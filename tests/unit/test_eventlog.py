@@ -9,7 +9,7 @@ import json
 import re
 import secrets
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ import structlog
 
 from orchestrator.cli._eventlog import EventLog
 from orchestrator.cli._logging import REDACTED, configure_logging, register_secret
+from orchestrator.clock import ScaledClock
 from orchestrator.plan import Amount
 from orchestrator.rollout import (
     ApprovalDenied,
@@ -497,3 +498,19 @@ def test_run_finished_fields_are_the_documented_ones():
     line = finished_line(RolloutResult("r-1", (), ()))
     emitted = set(line) - {"event", "level", "timestamp", "run_id"}
     assert emitted == documented
+
+
+def test_run_finished_names_its_clock_and_the_real_duration():
+    """On the simulator's scaled clock `duration_s` is its seconds; the line says which
+    clock that is and how long the run really took."""
+    waited = [0.0]
+    clock = ScaledClock(0.05, real_time=lambda: waited[0])
+    run = RolloutResult("r-1", (), (), started_at=AT, finished_at=AT + timedelta(seconds=36))
+    lines = logged()
+    log = EventLog(clock=clock)
+    log(RunFinished(run))
+    (line,) = lines.named("run.finished")
+    assert (line["clock"], line["time_scale"], line["duration_s"]) == ("scaled", 0.05, 36.0)
+    assert line["real_duration_s"] == pytest.approx(1.8)
+    real = finished_line(run)
+    assert (real["clock"], real["time_scale"], real["real_duration_s"]) == ("real", 1.0, 36.0)
