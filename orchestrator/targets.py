@@ -57,8 +57,9 @@ class Resolution:
 
     @property
     def selected(self) -> int:
-        """Instances the selectors matched, before exclusions."""
-        return len(self.runnable) + len(self.skipped)
+        """Instances the selectors matched, before exclusions: each one is runnable,
+        skipped or excluded, so an operator can check that none went missing."""
+        return len(self.runnable) + len(self.skipped) + len(self.excluded)
 
 
 def os_fits(command_type: str, os_type: str) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from orchestrator.clock import clock_info
 from orchestrator.rollout import (
     ApprovalDenied,
     ApprovalGranted,
@@ -97,8 +98,14 @@ class EventLog:
         burst: int = BURST,
         window: float = WINDOW,
         logger: FilteringBoundLogger | None = None,
+        skipped_before_dispatch: int = 0,
     ) -> None:
         self._clock = clock
+        self._time = clock_info(clock)  # which clock `duration_s` is on
+        # The run's result holds only the instances it dispatched or settled; those
+        # skipped before dispatch are known to the caller alone, and run.finished
+        # counts them too, so its `skipped` is the summary's.
+        self._skipped_before = skipped_before_dispatch
         self._window = window
         self._log: FilteringBoundLogger = (
             logger if logger is not None else structlog.get_logger("orchestrator.events")
@@ -291,14 +298,18 @@ class EventLog:
             if result.started_at is not None and result.finished_at is not None
             else None
         )
+        counts = _count_fields(result.counts())
+        counts[Outcome.SKIPPED.value] += self._skipped_before
         self._emit(
             logging.WARNING if halt is not None or interrupted else logging.INFO,
             "run.finished",
-            instances=len(result.results),
-            **_count_fields(result.counts()),
+            instances=len(result.results) + self._skipped_before,
+            **counts,
+            skipped_before_dispatch=self._skipped_before,
             halt_reason=halt.reason if halt is not None else None,
-            halt_code=halt.code if halt is not None else None,
-            halt_wave=halt.wave if halt is not None else None,
+            # null, not "", for "none": one convention whether or not the run halted.
+            halt_code=(halt.code or None) if halt is not None else None,
+            halt_wave=(halt.wave or None) if halt is not None else None,
             halt_text=_clip(halt.describe()) if halt is not None else None,
             interrupted=interrupted,
             in_flight=len(result.in_flight),
@@ -306,6 +317,9 @@ class EventLog:
             describe_calls=result.describe_calls(),
             throttles=result.throttles,
             duration_s=duration,
+            real_duration_s=self._time.real_seconds(duration) if duration is not None else None,
+            clock=self._time.kind,
+            time_scale=self._time.time_scale,
         )
 
     def _limited(self, limit: _Limit, name: str, kind: str, **fields: object) -> None:

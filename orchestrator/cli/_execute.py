@@ -126,6 +126,7 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
         console,
         clock=conn.clock,
         api_calls=(lambda: sum(limiter.stats().calls.values())) if limiter else None,
+        skipped_before_dispatch=len(job.skipped),
     )
     control = RunControl()
     if job.stop_at_once:

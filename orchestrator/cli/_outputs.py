@@ -12,7 +12,7 @@ keeps every instance's whole output as a file. The summary goes to stdout, last.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, Self
 
@@ -22,6 +22,7 @@ from orchestrator.cli._eventlog import EventLog
 from orchestrator.cli._logging import configure_logging
 from orchestrator.cli._progress import ProgressDisplay
 from orchestrator.cli._summary import print_summary
+from orchestrator.clock import clock_info
 from orchestrator.report import (
     OutputFiles,
     ReportCollector,
@@ -77,6 +78,7 @@ class RunOutputs:
         *,
         clock: Clock,
         api_calls: Callable[[], int] | None = None,
+        skipped_before_dispatch: int = 0,
     ) -> None:
         fmt = options.log_format
         if fmt == "auto":
@@ -84,6 +86,7 @@ class RunOutputs:
         configure_logging(fmt=fmt, verbosity=options.verbosity)
         self._options = options
         self._console = console
+        self._clock = clock_info(clock)
         self.collector = ReportCollector()
         sinks: list[EventSink] = [self.collector]
         self._display: ProgressDisplay | None = None
@@ -93,7 +96,7 @@ class RunOutputs:
             )
             sinks.append(self._display)
         if fmt == "json":
-            sinks.append(EventLog(clock=clock))
+            sinks.append(EventLog(clock=clock, skipped_before_dispatch=skipped_before_dispatch))
         if options.output_dir is not None:
             sinks.append(OutputFiles(options.output_dir))
         self._sinks = tuple(sinks)
@@ -118,6 +121,8 @@ class RunOutputs:
 
     def finish(self, facts: RunFacts, skipped: Sequence[Skipped]) -> None:
         """The summary, then the reports (written now) and where they are."""
+        # The reports name the clock the times are on: the run's, which this sees.
+        facts = replace(facts, clock=self._clock)
         result = self.collector.result
         # Grouped once, for the summary and the reports alike.
         groups = group_results(result.results if result else (), names_of(facts))

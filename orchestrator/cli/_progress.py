@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
-from orchestrator.clock import SystemClock
+from orchestrator.clock import SystemClock, clock_info
 from orchestrator.rollout import (
     ApprovalDenied,
     ApprovalGranted,
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
 
-    from orchestrator.clock import Clock
+    from orchestrator.clock import Clock, ClockInfo
     from orchestrator.rollout import GateDecision, InstanceResult
 
 RATE_WINDOW: Final = 10.0  # seconds of the run's clock a rate is measured over
@@ -105,7 +105,8 @@ class _Rate:
 class ProgressDisplay:
     """An `EventSink` that shows a rollout as it runs; use it as a context manager.
 
-    `clock` is the run's clock (rates and elapsed times are in its seconds);
+    `clock` is the run's clock (rates are per second of it; elapsed times and the ETA
+    are real, converted when it is the simulator's scaled clock);
     `api_calls`, when given, returns the API call attempts made so far: the display
     calls it from its refresh thread too, so it must only read.
     """
@@ -120,6 +121,9 @@ class ProgressDisplay:
     ) -> None:
         self._console = console
         self._clock: Clock = clock if clock is not None else SystemClock()
+        # People read elapsed times and ETAs as their own time: on the simulator's
+        # scaled clock they are converted. Rates stay per second of the run's clock.
+        self._real = clock_info(self._clock)
         self._live = console.is_terminal
         self._verbose = verbose and not self._live
         # Every text column is cut, never wrapped: a wrapped line would change the height.
@@ -131,7 +135,7 @@ class ProgressDisplay:
             TextColumn("{task.fields[counts]}", table_column=_cut(ratio=1)),
             TimeElapsedColumn(),
             console=console,
-            get_time=self._clock.monotonic,
+            get_time=self._real_now,
             expand=True,
         )
         self._tasks: dict[str, TaskID] = {}
@@ -153,6 +157,10 @@ class ProgressDisplay:
         self.finished: RunFinished | None = None
         # Last: Live renders once as it is made.
         self._screen = Live(console=console, get_renderable=self.__rich__, transient=False)
+
+    def _real_now(self) -> float:
+        """Real seconds on a clock that never goes back (the bars' elapsed times)."""
+        return self._real.real_seconds(self._clock.monotonic())
 
     def __enter__(self) -> Self:
         if self._live:
@@ -220,7 +228,7 @@ class ProgressDisplay:
         if self._current:
             done = sum(self._counts[self._current].values())
             self._wave_rate.observe(now, done)
-            eta = _eta(self._sizes[self._current] - done, self._wave_rate.per_second())
+            eta = _eta(self._sizes[self._current] - done, self._wave_rate.per_second(), self._real)
             parts.append(f"ETA {self._current} {eta}")
         return Text("   ".join(parts), no_wrap=True, overflow="ellipsis")
 
@@ -242,6 +250,14 @@ class ProgressDisplay:
     def _gate_step(self, event: Event) -> None:
         """One line per gate step, on a terminal and in plain text alike."""
         line = _gate_line(event)
+        if isinstance(event, WavePaused) and self._real.kind == "scaled":
+            # Its `until` is on the simulator's clock, ahead of the person's: say instead
+            # how long the pause really is.
+            real = self._real.real_seconds(event.seconds)
+            line = (
+                f"pause after wave {event.name}: {event.seconds:g} s of the simulator's clock "
+                f"({real:g} s real time)"
+            )
         if isinstance(event, ApprovalRequested) and self._live and not self._asking:
             self._asking = True
             self._screen.stop()  # a prompt under a live display would be redrawn over
@@ -282,12 +298,13 @@ def _per_second(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1f}/s"
 
 
-def _eta(remaining: int, rate: float | None) -> str:
+def _eta(remaining: int, rate: float | None, clock: ClockInfo) -> str:
+    """When `remaining` instances are done at `rate` per second of `clock`, in real time."""
     if remaining <= 0:
         return "done"
     if not rate or rate <= 0:
         return "—"
-    seconds = round(remaining / rate)
+    seconds = round(clock.real_seconds(remaining / rate))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 

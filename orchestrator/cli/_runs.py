@@ -138,7 +138,8 @@ def resume(args: argparse.Namespace) -> int:
     run_id = record.header.run_id
     if record.state == "finished":
         console.print(f"run {run_id} is finished; nothing to resume")
-        print_summary(console, tuple(record.results.values()), record.header.skipped)
+        waves = [wave.name for wave in record.header.waves]
+        print_summary(console, tuple(record.results.values()), record.header.skipped, waves)
         if record.halt is not None:
             console.print(f"\nhalted ({record.halt.reason}): {escape(record.halt_text)}")
         return record.exit_code if record.exit_code is not None else ExitCode.OK

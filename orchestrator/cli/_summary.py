@@ -50,9 +50,11 @@ def _failed_line(result: InstanceResult) -> str:
 
 
 def counts_table(
-    results: Sequence[InstanceResult], skipped: Sequence[Skipped], waves: Sequence[str] = ()
+    results: Sequence[InstanceResult], skipped: Sequence[Skipped], waves: Sequence[str]
 ) -> Table:
-    """Instances by wave (in `waves` order, when given) and outcome, with a total row."""
+    """Instances by wave and outcome, with a total row. The waves come in `waves` order
+    (the plan's): results are in target order, which `order: by_zone` or `spread` makes
+    another, so the order in which results name their waves says nothing."""
     by_wave: dict[str, Counter[Outcome]] = {name: Counter() for name in waves}
     for result in results:
         by_wave.setdefault(result.wave or "-", Counter())[result.outcome] += 1
@@ -89,7 +91,7 @@ def print_summary(
     console: Console,
     results: Sequence[InstanceResult],
     skipped: Iterable[Skipped],
-    waves: Sequence[str] = (),
+    waves: Sequence[str],
     *,
     groups: Sequence[str] = (),
 ) -> None:

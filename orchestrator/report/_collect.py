@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime  # noqa: TC003 - dataclass field types are read at run time
 from typing import TYPE_CHECKING, Final
 
+from orchestrator.clock import REAL_CLOCK, ClockInfo
 from orchestrator.plan import Plan  # noqa: TC001
 from orchestrator.rollout import (
     ApprovalDenied,
@@ -52,7 +53,8 @@ VERIFY: Final = "verify"  # a batch of a wave's verify command
 class RunFacts:
     """What the CLI knows beyond the events: the plan (its file and digest), where the
     calls went (never a credential), the targets as resolved (None when the run was
-    resumed without a resolution), and the exit code it ends with."""
+    resumed without a resolution), the exit code it ends with, and the clock its times
+    are on (the simulator's is scaled: durations shown to people are converted)."""
 
     run_id: str
     plan: Plan
@@ -62,6 +64,7 @@ class RunFacts:
     endpoint: str
     resolution: Resolution | None
     exit_code: int
+    clock: ClockInfo = REAL_CLOCK  # which clock the run's times are on
 
 
 @dataclass(frozen=True, slots=True)

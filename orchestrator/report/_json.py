@@ -289,6 +289,7 @@ def build_report(
     started = result.started_at if result else collector.started_at
     finished = result.finished_at if result else None
     duration = (finished - started).total_seconds() if started and finished else None
+    clock = facts.clock
     names = wave_names(collector)
     calls = dict(sorted(result.api_calls.items())) if result else {}
     return {
@@ -300,6 +301,8 @@ def build_report(
         "started_at": iso(started),
         "finished_at": iso(finished),
         "duration_s": duration,
+        "real_duration_s": clock.real_seconds(duration) if duration is not None else None,
+        "clock": {"kind": clock.kind, "time_scale": clock.time_scale},
         "exit_code": facts.exit_code,
         "status": run_status(facts, collector),
         "halt": _halt(result.halt if result else None),

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from orchestrator.clock import ClockInfo
     from orchestrator.report._collect import ReportCollector, RunFacts
     from orchestrator.rollout import InstanceResult, RolloutResult
     from orchestrator.targets import Skipped
@@ -39,10 +40,12 @@ def xml_safe(text: str) -> str:
     return _FORBIDDEN.sub("", text)
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float:
+def _seconds(start: datetime | None, end: datetime | None, clock: ClockInfo) -> float:
+    """Real seconds from `start` to `end` (times on `clock`): a CI test view shows them
+    to people as time they waited."""
     if start is None or end is None:
         return 0.0
-    return max(0.0, (end - start).total_seconds())
+    return max(0.0, clock.real_seconds((end - start).total_seconds()))
 
 
 class _Suite:
@@ -98,11 +101,11 @@ def _failure(suite: _Suite, case: ET.Element, result: InstanceResult) -> None:
         ET.SubElement(case, "system-out").text = xml_safe(output)
 
 
-def _case(suite: _Suite, result: InstanceResult) -> None:
+def _case(suite: _Suite, result: InstanceResult, clock: ClockInfo) -> None:
     case = suite.case(
         f"orchestrator.{result.wave or '-'}",
         result.instance_id,
-        _seconds(result.start_time, result.finish_time),
+        _seconds(result.start_time, result.finish_time, clock),
     )
     match result.outcome:
         case Outcome.SUCCEEDED:
@@ -120,7 +123,7 @@ def _case(suite: _Suite, result: InstanceResult) -> None:
             suite.skipped += 1
 
 
-def _by_wave(result: RolloutResult | None) -> list[_Suite]:
+def _by_wave(result: RolloutResult | None, clock: ClockInfo) -> list[_Suite]:
     """One suite per wave of the run, in wave order (then any other wave a result names)."""
     if result is None:
         return []
@@ -131,9 +134,9 @@ def _by_wave(result: RolloutResult | None) -> list[_Suite]:
     suites = []
     for name, results in by_wave.items():
         started, finished = times.get(name, (None, None))
-        suite = _Suite(f"wave {name}", iso(started), _seconds(started, finished))
+        suite = _Suite(f"wave {name}", iso(started), _seconds(started, finished, clock))
         for entry in results:
-            _case(suite, entry)
+            _case(suite, entry, clock)
         suites.append(suite)
     return suites
 
@@ -160,12 +163,12 @@ def _in_flight(ids: Sequence[str]) -> _Suite:
 def render_junit(facts: RunFacts, collector: ReportCollector) -> bytes:
     """The JUnit XML document (UTF-8, with its declaration)."""
     result = collector.result
-    suites = _by_wave(result)
+    suites = _by_wave(result, facts.clock)
     if facts.resolution is not None and facts.resolution.skipped:
         suites.append(_before_dispatch(facts.resolution.skipped))
     if result is not None and result.in_flight:
         suites.append(_in_flight(result.in_flight))
-    duration = _seconds(result.started_at, result.finished_at) if result else 0.0
+    duration = _seconds(result.started_at, result.finished_at, facts.clock) if result else 0.0
     root = ET.Element("testsuites", {"name": xml_safe(f"orchestrator run {facts.run_id}")})
     root.set("tests", str(sum(s.tests for s in suites)))
     root.set("failures", str(sum(s.failures for s in suites)))

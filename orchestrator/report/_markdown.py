@@ -72,7 +72,12 @@ def _heading(facts: RunFacts, collector: ReportCollector) -> list[str]:
     ]
     if result is not None and result.started_at and result.finished_at:
         seconds = (result.finished_at - result.started_at).total_seconds()
-        facts_line.append(f"started {iso(result.started_at)}, took {seconds:,.1f} s")
+        clock = facts.clock
+        took = f"started {iso(result.started_at)}, took {clock.real_seconds(seconds):,.1f} s"
+        if clock.kind == "scaled":
+            scale = f"time_scale {clock.time_scale:g}"
+            took += f" ({seconds:,.1f} s on the simulator's scaled clock, {scale})"
+        facts_line.append(took)
     lines += ["; ".join(facts_line), ""]
     return lines
 

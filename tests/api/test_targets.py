@@ -63,6 +63,8 @@ async def test_ids_and_tags_are_a_union_narrowed_by_zone_and_exclusions(client: 
     assert runnable(narrowed) == []
     assert narrowed.excluded == ("i-api2", "i-stopped1", "i-web1", "i-web2")
     assert reasons(narrowed) == {"i-offline1": SkipReason.AGENT_OFFLINE}
+    # What the selectors matched, before exclusions: every one is run, skipped or excluded.
+    assert narrowed.selected == 5
 
 
 async def test_script_type_must_fit_the_os(client: EcsClient):

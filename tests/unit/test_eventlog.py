@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ import structlog
 
 from orchestrator.cli._eventlog import EventLog
 from orchestrator.cli._logging import REDACTED, configure_logging, register_secret
+from orchestrator.clock import ScaledClock
 from orchestrator.plan import Amount
 from orchestrator.rollout import (
     ApprovalDenied,
@@ -444,3 +447,70 @@ def test_every_name_logged_is_documented():
     # ...and documents no line it never writes (the engine's own lines aside).
     ours = {name for name in documented if not name.startswith("rollout.")}
     assert {line["event"] for line in lines.all()} == ours
+
+
+def finished_line(result: RolloutResult, *, skipped_before_dispatch: int = 0) -> dict[str, Any]:
+    lines = logged()
+    log = EventLog(clock=ManualClock(), skipped_before_dispatch=skipped_before_dispatch)
+    log(RunStarted(result.run_id, "web", len(result.results), (len(result.results),), AT))
+    log(RunFinished(result))
+    (line,) = lines.named("run.finished")
+    return line
+
+
+def test_halt_fields_are_null_whenever_there_is_no_such_thing():
+    """One convention for jq and every script: `halt_code` is null unless an API answer
+    caused the halt, `halt_wave` null unless it happened in a wave; never `""` in one run
+    and null in another."""
+    plain = RolloutResult("r-1", (result(1, Outcome.SUCCEEDED),), (WaveSummary(0, "canary", 1),))
+    breach = replace(plain, halt=Halt("breach", wave="canary", message="breached"))
+    refused = replace(plain, halt=Halt("refused", code="QuotaExceed", message="no more"))
+    fields = ("halt_reason", "halt_code", "halt_wave")
+    assert [finished_line(r)[f] for r in (plain, breach, refused) for f in fields] == [
+        *(None, None, None),
+        *("breach", None, "canary"),
+        *("refused", "QuotaExceed", None),
+    ]
+
+
+def test_run_finished_counts_the_instances_skipped_before_dispatch():
+    """The summary says 7 skipped (5 before dispatch, 2 refused by RunCommand): so does the
+    line, and `instances` is every target, as the outcome counts add up to."""
+    results = (
+        result(1, Outcome.SUCCEEDED),
+        result(2, Outcome.SKIPPED, error_code="InvalidInstance.NotMatch"),
+        result(3, Outcome.SKIPPED, error_code="InvalidInstance.NotMatch"),
+    )
+    run = RolloutResult("r-1", results, (WaveSummary(0, "canary", 3),))
+    line = finished_line(run, skipped_before_dispatch=5)
+    assert (line["skipped"], line["skipped_before_dispatch"], line["instances"]) == (7, 5, 8)
+    counts = sum(line[outcome.value] for outcome in Outcome)
+    assert counts == line["instances"]
+
+
+def test_run_finished_fields_are_the_documented_ones():
+    """docs/logging.md's `run.finished` row names exactly the fields the line carries."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "logging.md").read_text()
+    (row,) = [r for r in docs.splitlines() if r.startswith("| `run.finished` |")]
+    fields_cell = row.split("|")[3]
+    # A field is named first in its part of the list: `name` (...) or `name`,
+    documented = set(re.findall(r"(?:^|, )`([a-z_]+)`", fields_cell.strip()))
+    line = finished_line(RolloutResult("r-1", (), ()))
+    emitted = set(line) - {"event", "level", "timestamp", "run_id"}
+    assert emitted == documented
+
+
+def test_run_finished_names_its_clock_and_the_real_duration():
+    """On the simulator's scaled clock `duration_s` is its seconds; the line says which
+    clock that is and how long the run really took."""
+    waited = [0.0]
+    clock = ScaledClock(0.05, real_time=lambda: waited[0])
+    run = RolloutResult("r-1", (), (), started_at=AT, finished_at=AT + timedelta(seconds=36))
+    lines = logged()
+    log = EventLog(clock=clock)
+    log(RunFinished(run))
+    (line,) = lines.named("run.finished")
+    assert (line["clock"], line["time_scale"], line["duration_s"]) == ("scaled", 0.05, 36.0)
+    assert line["real_duration_s"] == pytest.approx(1.8)
+    real = finished_line(run)
+    assert (real["clock"], real["time_scale"], real["real_duration_s"]) == ("real", 1.0, 36.0)

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.cli._progress import ProgressDisplay
+from orchestrator.clock import ScaledClock
 from orchestrator.plan import Amount
 from orchestrator.rollout import (
     ApprovalGranted,
@@ -24,6 +25,7 @@ from orchestrator.rollout import (
     Throttled,
     Verdict,
     WaveFinished,
+    WavePaused,
     WaveStarted,
 )
 from orchestrator.testing import ManualClock
@@ -105,6 +107,40 @@ def test_rates_eta_and_latest_failures_appear():
         "on",
         "/dev/sda205",
     ]
+
+
+def test_on_a_scaled_clock_elapsed_time_and_eta_are_real_rates_per_clock_second():
+    """On the simulator's clock (here twice as fast as real time: 5 real seconds are 10 of
+    its seconds) a person sees how long they waited and will wait; rates stay per second
+    of the run's clock, the unit of the plan's qps limits."""
+    waited = [0.0]
+    clock = ScaledClock(0.5, real_time=lambda: waited[0])
+    display = ProgressDisplay(terminal(), clock=clock)
+    display(WaveStarted(0, "canary", 1000, 10, AT))
+    for first in range(0, 300, 100):
+        display(batch(first, 100))
+    for n in range(206):
+        display(InstanceFinished(result(n, Outcome.SUCCEEDED)))
+    waited[0] = 5.0
+    assert clock.monotonic() == 10.0
+    bar, pace = rendered(display)[:2]
+    assert bar.endswith("0:00:05")  # not 0:00:10
+    assert "dispatch 30.0/s" in pace  # 300 instances in 10 s of the clock
+    assert "ETA canary 0:00:19" in pace  # 794 left at 20.6 a clock second: 38.5 s, 19.3 real
+
+
+def test_on_a_scaled_clock_a_pause_says_how_long_it_really_is():
+    """A plan's `pause: 30s` on the demo fleet's clock (time_scale 0.05) lasts 1.5 s; its
+    `until` is on the simulator's clock, which runs ahead of the person's."""
+    console = log_console()
+    display = ProgressDisplay(console, clock=ScaledClock(0.05))
+    display(WavePaused(0, "canary", 30.0, AT))
+    assert printed(console).strip() == (
+        "pause after wave canary: 30 s of the simulator's clock (1.5 s real time)"
+    )
+    real = log_console()
+    ProgressDisplay(real, clock=ManualClock())(WavePaused(0, "canary", 30.0, AT))
+    assert printed(real).strip() == "pause after wave canary: 30 s, until 00:00:00Z"
 
 
 def test_rates_cover_the_last_ten_seconds():

@@ -19,6 +19,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from markdown_it import MarkdownIt
 
 from orchestrator.cli._execute import exit_code
+from orchestrator.clock import ClockInfo, ScaledClock, SystemClock, clock_info
 from orchestrator.ecs import Instance
 from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.plan import Amount, Command, Plan, Targets, Verify, Wave
@@ -68,7 +69,7 @@ from orchestrator.rollout import (
 from orchestrator.sim import load_fleet
 from orchestrator.targets import Resolution, SkipReason, resolve
 from orchestrator.targets import Skipped as SkippedTarget
-from orchestrator.testing import simulated
+from orchestrator.testing import ManualClock, simulated
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -424,7 +425,7 @@ def test_report_json_of_a_halted_run_holds_every_part(tmp_path: Path):
     }
     targets = report["targets"]
     assert (targets["selected"], targets["runnable"], targets["excluded"]) == (
-        159,
+        160,  # before exclusions: 157 runnable + 2 skipped + 1 excluded
         157,
         ["i-excl00001"],
     )
@@ -771,6 +772,50 @@ def test_reports_of_a_run_that_never_started(tmp_path: Path):
     document = JUnitXml.fromfile(str(paths.junit))
     assert document.tests == 0
     assert paths.markdown.read_text().startswith("# orchestrator run r-none: failed\n")
+
+
+# --- which clock the times are on ---------------------------------------------------------
+
+
+def test_a_scaled_clock_is_named_and_people_see_real_seconds(tmp_path: Path):
+    """On the simulator's clock (`--sim`) the run's 21 s are simulated: at time_scale 0.5
+    a person waited 10.5 s. report.json keeps `duration_s` as it was (finished_at -
+    started_at, on the run's clock) and says which clock that is, with the real
+    duration beside it; junit.xml and summary.md, read by people, show real seconds."""
+    facts, collector, _ = full_run()
+    waited = [0.0]
+    clock = ScaledClock(0.5, real_time=lambda: waited[0])
+    waited[0] = 3.0
+    assert (clock.real_elapsed(), clock.monotonic()) == (3.0, 6.0)  # they differ, by design
+    facts = replace(facts, clock=clock_info(clock))
+    paths = write_reports(tmp_path, facts, collector)
+    report = json.loads(paths.json.read_text())
+    assert report["duration_s"] == 21.0
+    assert report["real_duration_s"] == 10.5
+    assert report["clock"] == {"kind": "scaled", "time_scale": 0.5}
+    suites = suites_of(paths.junit)
+    assert float(JUnitXml.fromfile(str(paths.junit)).time) == 10.5
+    assert float(suites["wave canary"].time) == 4.0  # 8 s simulated
+    assert cases_of(suites["wave early"])["i-fail00001"].time == 1.25  # 2.5 s simulated
+    heading = paths.markdown.read_text().split("\n")[2]
+    assert "took 10.5 s (21.0 s on the simulator's scaled clock, time_scale 0.5)" in heading
+
+
+def test_a_real_clock_is_named_too(tmp_path: Path):
+    facts, collector, _ = full_run()
+    paths = write_reports(tmp_path, facts, collector)
+    report = json.loads(paths.json.read_text())
+    assert report["clock"] == {"kind": "real", "time_scale": 1.0}
+    assert report["real_duration_s"] == report["duration_s"] == 21.0
+    heading = paths.markdown.read_text().split("\n")[2]
+    assert heading.endswith("took 21.0 s")
+
+
+def test_only_a_scaled_clock_is_scaled():
+    assert clock_info(ScaledClock(0.05)) == ClockInfo("scaled", 0.05)
+    assert clock_info(SystemClock()) == ClockInfo("real", 1.0)
+    assert clock_info(ManualClock()) == ClockInfo("real", 1.0)
+    assert ClockInfo("scaled", 0.05).real_seconds(36.0) == pytest.approx(1.8)
 
 
 # --- the collector --------------------------------------------------------------------------
