@@ -97,6 +97,8 @@ def approve(args: argparse.Namespace) -> int:
     waiting = waves_that_wait(record)
     if args.wave not in waiting:
         return _refuse(errors, _no_such_gate(record, args.wave, waiting))
+    if record.state == "finished":
+        return _refuse(errors, f"run {args.run} is finished: no wave of it waits any more")
     try:
         path = write_marker(state_dir, args.run, args.wave, deny=args.deny, create=False)
     except FileNotFoundError:
@@ -112,7 +114,7 @@ def _no_such_gate(record: JournalRecord, wave: str, waiting: dict[str, str]) -> 
     what = (
         f"wave {wave} of run {run_id} asks no approval"
         if wave in known
-        else (f"run {run_id} has no wave {wave}")
+        else f"run {run_id} has no wave {wave}"
     )
     if not waiting:
         return f"{what}; none of its waves waits for an approval"

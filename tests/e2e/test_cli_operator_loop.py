@@ -208,6 +208,9 @@ async def approve_while_it_waits(process: Process, tmp_path: Path, sim: RunningS
     assert await process.wait() == 0
     assert read_journal(journal_path(state, run_id)).waiting_for is None
     assert "waiting for the" not in (await cli("status", run_id, home=tmp_path)).stdout
+    late = await cli("approve", run_id, "canary", home=tmp_path)
+    assert late.returncode == 2, late
+    assert "is finished: no wave of it waits any more" in late.stderr
 
 
 async def test_approving_a_run_whose_plan_asks_no_approval_says_none_waits(
