@@ -18,7 +18,10 @@ import anyio
 from rich.markup import escape
 
 from orchestrator.cli._exit import ExitCode, make_console
-from orchestrator.rollout import FileApprover, FirstOf, PreApproved, write_marker
+from orchestrator.cli._recorded import waves_that_wait
+from orchestrator.errors import JournalError
+from orchestrator.journal import journal_path, read_journal
+from orchestrator.rollout import FileApprover, FirstOf, PreApproved, marker_path, write_marker
 
 if TYPE_CHECKING:
     import argparse
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from orchestrator.clock import Clock
+    from orchestrator.journal import JournalRecord
     from orchestrator.rollout import Approver
 
 
@@ -71,20 +75,53 @@ def build_approver(args: argparse.Namespace, clock: Clock, console: Console) -> 
 
 
 def approve(args: argparse.Namespace) -> int:
-    """`orchestrator approve RUN WAVE`: let a waiting run go on (or, with --deny, halt)."""
+    """`orchestrator approve RUN WAVE`: let a waiting run go on (or, with --deny, halt).
+
+    Refused (exit 2) unless RUN's journal is here and WAVE is one of its waves that can
+    wait for an approval: a mistyped wave would otherwise write a marker nobody reads.
+    """
     console, errors = make_console(), make_console(stderr=True)
+    state_dir = Path(args.state_dir)
     try:
-        path = write_marker(Path(args.state_dir), args.run, args.wave, deny=args.deny, create=False)
+        marker_path(state_dir, args.run, args.wave)  # plain names only, before any read
     except ValueError as exc:
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        return ExitCode.USAGE
+        return _refuse(errors, str(exc))
+    not_waiting = (
+        f"run {args.run} is not waiting for an approval under {args.state_dir} "
+        "(a mistyped run id, or the run used another --state-dir)"
+    )
+    try:
+        record = read_journal(journal_path(state_dir, args.run))
+    except JournalError as exc:
+        return _refuse(errors, f"{not_waiting}: {exc}")
+    waiting = waves_that_wait(record)
+    if args.wave not in waiting:
+        return _refuse(errors, _no_such_gate(record, args.wave, waiting))
+    if record.state == "finished":
+        return _refuse(errors, f"run {args.run} is finished: no wave of it waits any more")
+    try:
+        path = write_marker(state_dir, args.run, args.wave, deny=args.deny, create=False)
     except FileNotFoundError:
-        errors.print(
-            f"[bold red]error:[/] run {escape(args.run)} is not waiting for an approval under "
-            f"{escape(args.state_dir)} (a mistyped run id, or the run used another --state-dir)",
-            soft_wrap=True,
-        )
-        return ExitCode.USAGE
+        return _refuse(errors, f"{not_waiting}: it has not asked for one yet")
     verb = "refused" if args.deny else "approved"
     console.print(f"wave {escape(args.wave)} of run {escape(args.run)}: {verb} ({path})")
     return ExitCode.OK
+
+
+def _no_such_gate(record: JournalRecord, wave: str, waiting: dict[str, str]) -> str:
+    run_id = record.header.run_id
+    known = {row.name for row in record.header.waves}
+    what = (
+        f"wave {wave} of run {run_id} asks no approval"
+        if wave in known
+        else f"run {run_id} has no wave {wave}"
+    )
+    if not waiting:
+        return f"{what}; none of its waves waits for an approval"
+    listed = ", ".join(f"{name} ({why})" for name, why in waiting.items())
+    return f"{what}; the waves that wait for one: {listed}"
+
+
+def _refuse(errors: Console, message: str) -> int:
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return ExitCode.USAGE

@@ -34,11 +34,13 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("where to send calls")
     where.add_argument("--region", help="region id, e.g. cn-hangzhou")
-    where.add_argument(
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    # The embedded simulator is its own endpoint: with both, one would be ignored.
+    endpoint = where.add_mutually_exclusive_group()
+    endpoint.add_argument(
         "--endpoint", help="endpoint URL (default: https://ecs.<region>.aliyuncs.com)"
     )
-    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
-    where.add_argument(
+    endpoint.add_argument(
         "--sim",
         nargs="?",
         const="",

@@ -13,7 +13,8 @@ Every early end is an interrupted end, whatever ended it (a signal, tracking giv
 on an outage or on refused credentials): the journal says `interrupted` (the runner's
 `RunFinished`), the summary is printed and every report written, stderr says in one line
 why it ended, and the last line on stdout is the command that continues the run (or,
-against the embedded simulator, that it cannot be continued). Only an error before the
+against the embedded simulator, that it cannot be continued and how to run a demo
+that can). Only an error before the
 run began (the quota cannot cover it) has nothing to summarise and is raised as it is.
 """
 
@@ -85,6 +86,17 @@ class Job:
     identity: PlanIdentity | None = None  # the plan tags of its RunCommands (the journal's)
 
 
+def not_resumable(run_id: str) -> str:
+    """What an interrupted `--sim` run says instead of a resume command: why none works,
+    and how to run a demo that can be resumed."""
+    return (
+        f"run {run_id} ran against the embedded simulator: it cannot be resumed (the "
+        "simulator's state ended with this process). For a demo you can resume, start "
+        "`orchestrator sim` in another shell and run with `--endpoint URL` (the URL and "
+        "the access key it prints)"
+    )
+
+
 def request_stop(run_dir: Path, reason: str) -> Path:
     """Record that the run in `run_dir` is to stop: the marker its live process watches,
     and that a later `resume` obeys (it sends nothing new). On disk when this returns
@@ -142,7 +154,11 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
     try:
         with anyio.CancelScope() as everything:
             async with anyio.create_task_group() as group:
-                resume = f"`orchestrator resume {job.run_id}` continues" if job.resumable else ""
+                resume = (
+                    f"`orchestrator resume {job.run_id}` continues"
+                    if job.resumable
+                    else "the embedded simulator's run cannot be resumed"
+                )
                 group.start_soon(_obey_signals, control, everything, console, resume, signals)
                 group.start_soon(_watch_stop_marker, control, conn.clock, job.run_dir)
                 with outputs:
@@ -167,11 +183,13 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
             # Before the run began (e.g. the quota cannot cover it): nothing to summarise.
             if isinstance(error, OrchestratorError):
                 await journal.finish(exit_code_for(error))
-                if error.retryable and job.resumable:
+                if error.retryable:
                     # An outage before the first send: nothing went out, and the same
-                    # run can start again where it stands.
+                    # run can start again where it stands (unless its simulator died).
                     console.print(
-                        f"nothing was sent; continue it with: orchestrator resume {job.run_id}",
+                        f"nothing was sent; continue it with: orchestrator resume {job.run_id}"
+                        if job.resumable
+                        else f"nothing was sent; {not_resumable(job.run_id)}",
                         soft_wrap=True,
                     )
             raise error from group
@@ -219,10 +237,7 @@ def _tell_how_it_ended(
         if job.resumable:
             console.print(f"continue it with: orchestrator resume {job.run_id}", soft_wrap=True)
         else:
-            console.print(
-                f"run {job.run_id} ran against the embedded simulator: it cannot be resumed",
-                soft_wrap=True,
-            )
+            console.print(not_resumable(job.run_id), soft_wrap=True)
 
 
 def _why_it_ended(

@@ -61,6 +61,11 @@ def make_console(*, stderr: bool = False) -> Console:
     return console
 
 
+def plain_console(*, stderr: bool = False) -> Console:
+    """A console that never draws a live display, whatever the stream is, 120 columns."""
+    return Console(highlight=False, stderr=stderr, force_terminal=False, width=120)
+
+
 def run_async(main: Callable[[], Awaitable[int]]) -> int:
     """Run an async command; turn the errors it ends with into a message on stderr and
     an exit code."""

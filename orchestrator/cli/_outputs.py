@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final, Literal, Self
 from rich.markup import escape
 
 from orchestrator.cli._eventlog import EventLog
+from orchestrator.cli._exit import plain_console
 from orchestrator.cli._logging import configure_logging
 from orchestrator.cli._progress import ProgressDisplay
 from orchestrator.cli._summary import print_summary
@@ -91,8 +92,11 @@ class RunOutputs:
         sinks: list[EventSink] = [self.collector]
         self._display: ProgressDisplay | None = None
         if fmt == "console" and options.verbosity >= 0:
+            # Off a terminal its plain lines are log lines: on stderr, so that stdout
+            # holds only the command's own output (the run id, the summary).
+            shown = console if console.is_terminal else plain_console(stderr=True)
             self._display = ProgressDisplay(
-                console, verbose=options.verbosity > 0, clock=clock, api_calls=api_calls
+                shown, verbose=options.verbosity > 0, clock=clock, api_calls=api_calls
             )
             sinks.append(self._display)
         if fmt == "json":

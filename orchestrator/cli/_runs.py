@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from orchestrator.cli._approve import build_approver
 from orchestrator.cli._concurrency import check_live_runs, plan_lock
-from orchestrator.cli._execute import Job, execute, recorded_stop, request_stop
+from orchestrator.cli._execute import Job, execute, not_resumable, recorded_stop, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
+from orchestrator.cli._recorded import recorded_plan
 from orchestrator.cli._rollout import plan_digest
 from orchestrator.cli._summary import print_summary
 from orchestrator.cli._wiring import Target, connect
@@ -47,9 +49,10 @@ from orchestrator.journal import (
     read_journal,
     reopen_journal,
 )
-from orchestrator.plan import PlanError, check_credentials_in_use, parse_plan
+from orchestrator.plan import PlanError, check_credentials_in_use
 from orchestrator.report import RunFacts
 from orchestrator.rollout import (
+    DEFAULT_STATE_DIR,
     BatchState,
     Outcome,
     PlanIdentity,
@@ -64,9 +67,11 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from orchestrator.journal import RunListing
     from orchestrator.plan import Plan
     from orchestrator.rollout import RunHistory
 
+RUNS_COLUMNS: Final = ("run", "plan", "started", "state", "instances", "results", "exit")
 STOP_WAIT: Final = 0.2  # real seconds between looks at a stopping run's lock
 
 
@@ -79,12 +84,8 @@ def _record(args: argparse.Namespace, errors: Console) -> JournalRecord | None:
 
 
 def _recorded_plan(record: JournalRecord, errors: Console) -> Plan | None:
-    header = record.header
-    # Its scripts are read again, from where the run was allowed to read them.
-    recorded = header.target.get("script_dirs")
-    dirs = tuple(Path(p) for p in recorded.split(os.pathsep)) if recorded else ()
     try:
-        return parse_plan(header.plan_text, source=Path(header.plan_path), script_dirs=dirs)
+        return recorded_plan(record.header)
     except PlanError as exc:  # only a plan this version no longer accepts
         errors.print(f"[bold red]error:[/] the recorded plan: {escape(str(exc))}", soft_wrap=True)
         return None
@@ -163,11 +164,7 @@ def _resumable_plan(
 ) -> Plan | None:
     run_id = record.header.run_id
     if record.header.target.get("sim") is not None:
-        errors.print(
-            f"[bold red]error:[/] run {run_id} ran against the embedded simulator, whose "
-            "state ended with its process: there is nothing to continue against",
-            soft_wrap=True,
-        )
+        errors.print(f"[bold red]error:[/] {escape(not_resumable(run_id))}", soft_wrap=True)
         return None
     changed = _plan_changed(record)
     if changed and not args.force:
@@ -282,7 +279,8 @@ def status(args: argparse.Namespace) -> int:
     header = record.header
     run_dir = Path(args.state_dir) / "runs" / header.run_id
     console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
-    console.print(f"state: {_state_text(record, run_dir)}", soft_wrap=True)
+    state = _state_text(record, run_dir, Path(args.state_dir))
+    console.print(f"state: {escape(state)}", soft_wrap=True)
     console.print(
         f"started {header.created_at:%Y-%m-%d %H:%M:%S}Z, last written "
         f"{record.updated_at:%Y-%m-%d %H:%M:%S}Z"
@@ -321,14 +319,25 @@ def _in_flight(record: JournalRecord) -> list[tuple[str, int]]:
     return found
 
 
-def _state_text(record: JournalRecord, run_dir: Path) -> str:
+def _state_text(record: JournalRecord, run_dir: Path, state_dir: Path | None = None) -> str:
+    run_id = record.header.run_id
     holder = lock_holder(run_dir)
     if holder is not None:
-        return f"running (pid {holder.pid} on {holder.host})"
+        running = f"running (pid {holder.pid} on {holder.host})"
+        if record.waiting_for is None:
+            return running
+        return (
+            f"{running}, waiting for the approval of wave {record.waiting_for}: "
+            f"`{approve_command(run_id, record.waiting_for, state_dir)}` gives it"
+        )
     if record.state == "finished":
         code = f", exit {record.exit_code}" if record.exit_code is not None else ""
+        if record.halt is not None:
+            return f"halted ({record.halt.reason}){code}"
         return f"finished{code}"
     how = "interrupted" if record.state == "interrupted" else "its process is gone"
+    if record.header.target.get("sim") is not None:
+        return f"{how}: {not_resumable(run_id)}"
     if recorded_stop(run_dir) is not None:
         return f"{how}, a stop was asked: `orchestrator resume {record.header.run_id}` stops it"
     return f"{how}: continue it with `orchestrator resume {record.header.run_id}`"
@@ -341,23 +350,56 @@ def runs(args: argparse.Namespace) -> int:
     if not listed:
         console.print(f"no runs under {escape(args.state_dir)}")
         return ExitCode.OK
-    table = Table()
-    for column in ("run", "plan", "started", "state", "instances", "results", "exit"):
-        table.add_column(column, justify="right" if column in {"instances", "exit"} else "left")
-    for run in listed:
-        alive = lock_holder(Path(args.state_dir) / "runs" / run.run_id) is not None
-        results = ", ".join(f"{n} {o.value}" for o, n in run.counts.items() if n)
-        table.add_row(
+    rows = [
+        (
             run.run_id,
             run.plan_name,
             f"{run.created_at:%Y-%m-%d %H:%M}" if run.created_at else "",
-            "running" if alive else run.state,
+            _listed_state(
+                run, alive=lock_holder(Path(args.state_dir) / "runs" / run.run_id) is not None
+            ),
             str(run.instances),
-            results,
+            ", ".join(f"{n} {o.value}" for o, n in run.counts.items() if n),
             "" if run.exit_code is None else str(run.exit_code),
         )
-    console.print(table)
+        for run in listed
+    ]
+    table = Table()
+    # A person copies run ids from here, and scripts grep a state: no column is ever cut
+    # or wrapped (each is as wide as its widest cell) but the results, which wrap.
+    for position, column in enumerate(RUNS_COLUMNS):
+        whole = column != "results"
+        widest = max(len(column), *(len(row[position]) for row in rows))
+        table.add_column(
+            column,
+            justify="right" if column in {"instances", "exit"} else "left",
+            no_wrap=whole,
+            min_width=widest if whole else None,
+        )
+    for row in rows:
+        table.add_row(*row)
+    # Wider than the console rather than cut.
+    needed = Measurement.get(console, console.options.update_width(10**6), table).minimum
+    console.print(table, width=max(console.width, needed))
     return ExitCode.OK
+
+
+def _listed_state(run: RunListing, *, alive: bool) -> str:
+    if alive:
+        return f"waiting for approval of {run.waiting_for}" if run.waiting_for else "running"
+    if run.state == "finished" and run.halt_reason:
+        return f"halted ({run.halt_reason})"
+    return run.state
+
+
+def approve_command(run_id: str, wave: str, state_dir: Path | None) -> str:
+    """The command that approves `wave` of `run_id` (its --state-dir when not the default)."""
+    where = (
+        f" --state-dir {state_dir}"
+        if state_dir is not None and state_dir != DEFAULT_STATE_DIR
+        else ""
+    )
+    return f"orchestrator approve {run_id} {wave}{where}"
 
 
 def stop(args: argparse.Namespace) -> int:

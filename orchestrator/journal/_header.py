@@ -76,7 +76,7 @@ def _names_a_credential(key: str) -> bool:
 # from it (the caller read the journal before reopening it).
 _REOPEN: Final = """
     UPDATE run SET state = 'running', pid = ?, updated_at = ?,
-        finished_at = NULL, halt = NULL, exit_code = NULL
+        finished_at = NULL, halt = NULL, exit_code = NULL, waiting_for = NULL
 """
 
 

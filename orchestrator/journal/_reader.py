@@ -95,7 +95,8 @@ class JournalRecord:
     """Everything a run's journal holds, as of one moment.
 
     `halt` has the halt's numbers but not its `GateDecision` (see `gates`); `halt_text`
-    is its sentence as it was when the run stopped.
+    is its sentence as it was when the run stopped. `waiting_for` is the wave whose
+    approval the run waits for (while its process lives; a dead one left it as it was).
     """
 
     header: RunHeader
@@ -111,6 +112,7 @@ class JournalRecord:
     batches: tuple[BatchRow, ...]
     results: Mapping[str, InstanceResult] = field(hash=False)  # by instance, target order
     gates: tuple[GateRow, ...]
+    waiting_for: str | None = None
 
     def history(self) -> RunHistory:
         """What a resume needs: every token's state, the results, the waves that
@@ -147,6 +149,7 @@ class RunListing:
     halt_reason: str = ""
     exit_code: int | None = None
     error: str = ""
+    waiting_for: str | None = None
 
 
 def read_journal(path: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> JournalRecord:
@@ -223,7 +226,7 @@ def _record(connection: sqlite3.Connection) -> JournalRecord:
     run = connection.execute(
         """
         SELECT run_id, plan_name, plan_path, plan_text, plan_sha256, target, created_at,
-            updated_at, state, finished_at, halt, exit_code, api_calls, throttles
+            updated_at, state, finished_at, halt, exit_code, api_calls, throttles, waiting_for
         FROM run
         """
     ).fetchone()
@@ -273,6 +276,7 @@ def _record(connection: sqlite3.Connection) -> JournalRecord:
         batches=_batches(connection),
         results=results,
         gates=_gates(connection),
+        waiting_for=run[14],
     )
 
 
@@ -346,11 +350,14 @@ def _listing(path: Path) -> RunListing:
 
 def _summary(connection: sqlite3.Connection, path: Path) -> RunListing:
     run = connection.execute(
-        "SELECT run_id, plan_name, state, created_at, updated_at, halt, exit_code FROM run"
+        """
+        SELECT run_id, plan_name, state, created_at, updated_at, halt, exit_code, waiting_for
+        FROM run
+        """
     ).fetchone()
     if run is None:
         raise JournalError("no run in it: its creation did not finish")
-    run_id, plan_name, state, created_at, updated_at, halt, exit_code = run
+    run_id, plan_name, state, created_at, updated_at, halt, exit_code, waiting_for = run
     counts = dict.fromkeys(Outcome, 0)
     for outcome, count in connection.execute(
         "SELECT outcome, count(*) FROM results WHERE purpose = 'run' GROUP BY outcome"
@@ -367,6 +374,7 @@ def _summary(connection: sqlite3.Connection, path: Path) -> RunListing:
         counts=counts,
         halt_reason="" if halt is None else json.loads(halt)["reason"],
         exit_code=exit_code,
+        waiting_for=waiting_for,
     )
 
 

@@ -18,6 +18,9 @@ from orchestrator.journal._header import now_text
 from orchestrator.journal._schema import transaction
 from orchestrator.rollout._dispatcher import BatchAttempt
 from orchestrator.rollout._events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
     BatchDispatched,
     BatchRefused,
     GateDecided,
@@ -61,6 +64,9 @@ Item = (
     | GateDecided
     | WaveFinished
     | RunFinished
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalDenied
 )
 RECORDED: Final = (
     WaveStarted,
@@ -70,6 +76,9 @@ RECORDED: Final = (
     GateDecided,
     WaveFinished,
     RunFinished,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
 )
 _Statement = tuple[str, tuple[object, ...]]
 
@@ -110,6 +119,8 @@ _RUN_FINISHED: Final = """
     UPDATE run SET state = ?, halt = ?, api_calls = ?, throttles = ?, finished_at = ?
 """
 _EXIT_CODE: Final = "UPDATE run SET exit_code = ?"
+# The wave whose approval the run waits for (schema v2), so `status` can say how to give it.
+_WAITING: Final = "UPDATE run SET waiting_for = ?"
 _TOUCH: Final = "UPDATE run SET updated_at = ?"
 
 
@@ -142,10 +153,22 @@ def _statements(item: Item, now: str) -> Iterator[_Statement]:
 
 
 def _progress(
-    item: WavePassed | ExitCodeRow | WaveStarted | GateDecided | WaveFinished | RunFinished,
+    item: WavePassed
+    | ExitCodeRow
+    | WaveStarted
+    | GateDecided
+    | WaveFinished
+    | RunFinished
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalDenied,
     now: str,
 ) -> Iterator[_Statement]:
-    if isinstance(item, WaveStarted):
+    if isinstance(item, ApprovalRequested):
+        yield _WAITING, (item.name,)
+    elif isinstance(item, ApprovalGranted | ApprovalDenied):
+        yield _WAITING, (None,)
+    elif isinstance(item, WaveStarted):
         yield _WAVE_STARTED, (encode_time(item.at), item.index)
     elif isinstance(item, WaveFinished):
         yield _WAVE_FINISHED, (encode_time(item.at), item.index)
@@ -157,6 +180,7 @@ def _progress(
         yield from (_result_row(result) for result in item.results)
         yield _WAVE_PASSED, (item.index,)
     elif isinstance(item, RunFinished):
+        yield _WAITING, (None,)  # however it ended, nobody is asked any more
         yield from _run_finished(item, now)
     elif isinstance(item, ExitCodeRow):
         yield _EXIT_CODE, (item.code,)

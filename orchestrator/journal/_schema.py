@@ -127,7 +127,12 @@ def _create_v1(connection: sqlite3.Connection) -> None:
         connection.execute(statement)
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_create_v1,)
+def _v2_waiting_for(connection: sqlite3.Connection) -> None:
+    """v2: the wave whose approval the run waits for, NULL when it waits for none."""
+    connection.execute("ALTER TABLE run ADD COLUMN waiting_for TEXT")
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_create_v1, _v2_waiting_for)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -133,7 +133,9 @@ async def run_killed_at(
     plan.write_text(plan_text)
     args = ("run", str(plan), "-v", "--log-format", "console")
     async with await anyio.open_process(
-        command(*args, state=home / "state", sim=sim), env=env_for(home, sim)
+        command(*args, state=home / "state", sim=sim),
+        env=env_for(home, sim),
+        stderr=subprocess.STDOUT,  # the plain log lines are on stderr
     ) as process:
         seen = await until_line(process, text)
         process.send_signal(signal.SIGKILL)

@@ -99,8 +99,8 @@ async def test_a_breach_exits_3_and_the_summary_says_why(tmp_path: Path, sim: Ru
     never starts, exit 3, and the summary line has every number."""
     plan = write_plan(tmp_path, BREACH)
     done = await acli("run", str(plan), "--state-dir", str(tmp_path), home=tmp_path, sim=sim)
-    out = done.stdout
-    assert done.returncode == 3, out + done.stderr
+    out = done.stdout + done.stderr  # the summary, and the gate's log lines
+    assert done.returncode == 3, out
     assert (
         "halted (breach): wave first breached: 1 error > max_errors 0; 1 in-flight stopped; "
         "wave rest not started"
@@ -134,8 +134,8 @@ async def test_approve_all_runs_a_gated_plan_unattended(tmp_path: Path, sim: Run
         "run", str(plan), "--approve-all", "--state-dir", str(tmp_path), home=tmp_path, sim=sim
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "waiting for approval of wave canary" in done.stdout
-    assert "wave canary approved" in done.stdout
+    assert "waiting for approval of wave canary" in done.stderr  # a log line
+    assert "wave canary approved" in done.stderr
     assert sim.stats.count("RunCommand") == 2
 
 
@@ -148,7 +148,12 @@ async def test_the_approve_command_answers_a_waiting_run(
     plan = write_plan(tmp_path, GATED)
     state = tmp_path / "state"
     run = command("run", str(plan), "--state-dir", str(state), sim=sim)
-    async with await anyio.open_process(run, env=env_for(tmp_path, sim), cwd=ROOT) as process:
+    async with await anyio.open_process(
+        run,
+        env=env_for(tmp_path, sim),
+        cwd=ROOT,
+        stderr=subprocess.STDOUT,  # the gate's log lines are on stderr
+    ) as process:
         assert process.stdout is not None
         seen = ""
         with anyio.fail_after(60):

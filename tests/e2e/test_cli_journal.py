@@ -169,6 +169,7 @@ async def test_a_changed_plan_is_refused_unless_forced(tmp_path: Path, slow: Run
     async with await anyio.open_process(
         command("run", str(plan), "-v", "--log-format", "console", sim=slow),
         env=env_for(tmp_path, slow),
+        stderr=subprocess.STDOUT,  # the plain log lines are on stderr
     ) as process:
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)
@@ -219,6 +220,7 @@ async def test_resuming_an_embedded_simulator_run_is_refused(tmp_path: Path):
     async with await anyio.open_process(
         command("run", str(plan_file(tmp_path)), "--sim", "-v", "--log-format", "console"),
         env=env_for(tmp_path),
+        stderr=subprocess.STDOUT,  # the plain log lines are on stderr
     ) as process:
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)
@@ -234,6 +236,7 @@ async def test_stop_when_the_process_is_gone_stops_what_it_sent(
     async with await anyio.open_process(
         command("run", str(plan_file(tmp_path)), "-v", "--log-format", "console", sim=slow),
         env=env_for(tmp_path, slow),
+        stderr=subprocess.STDOUT,  # the plain log lines are on stderr
     ) as process:
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)
@@ -258,6 +261,7 @@ async def test_the_first_ctrl_c_drains_and_a_resume_does_the_rest(
     async with await anyio.open_process(
         command("run", str(plan_file(tmp_path)), "-v", "--log-format", "console", sim=quick),
         env=env_for(tmp_path, quick),
+        stderr=subprocess.STDOUT,  # the plain log lines are on stderr
     ) as process:
         seen = await until_line(process, "batch 0/0")
         process.send_signal(signal.SIGINT)

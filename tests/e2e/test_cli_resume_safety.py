@@ -112,6 +112,7 @@ async def killed_run(home: Path, sim: RunningSimulator, plan: Path, *extra: str)
             "--endpoint", sim.url, "--region", sim.region,
         ),
         env=env_for(home, FIRST),
+        stderr=subprocess.STDOUT,  # the plain log lines are on stderr
     ) as process:  # fmt: skip
         seen = await until_line(process, "batch ")
         process.send_signal(signal.SIGKILL)

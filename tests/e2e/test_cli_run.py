@@ -227,7 +227,10 @@ async def test_ctrl_c_twice_exits_at_once_with_a_summary(tmp_path: Path):
             "--region",
             sim.region,
         ]
-        async with await anyio.open_process(command, env=env, cwd=ROOT) as process:
+        # The plain log lines are on stderr.
+        async with await anyio.open_process(
+            command, env=env, cwd=ROOT, stderr=subprocess.STDOUT
+        ) as process:
             assert process.stdout is not None
             seen = ""
             with anyio.fail_after(60):

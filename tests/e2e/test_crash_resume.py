@@ -17,6 +17,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -154,7 +155,7 @@ async def one_round(seed: int, tmp_path: Path) -> Kill:
                 state=state,
             ),
             env=env,
-            stderr=None,
+            stderr=subprocess.STDOUT,  # the plain log lines are on stderr
         ) as process:
             run_id, kill = await run_and_kill(process, kill_after)
         assert process.returncode == -signal.SIGKILL, f"round {seed}: the run ended on its own"

@@ -306,7 +306,8 @@ async def test_an_interrupted_sim_run_says_it_cannot_be_resumed(tmp_path: Path):
     ended = await signalled(args, tmp_path, None, twice=True)
     assert ended.code == 130, ended
     run_id = run_id_of(ended.stdout)
-    assert ended.last_line == (
+    assert ended.last_line.startswith(
         f"run {run_id} ran against the embedded simulator: it cannot be resumed"
     ), ended.stdout
+    assert "`orchestrator sim` in another shell" in ended.last_line
     assert "orchestrator resume" not in ended.stdout

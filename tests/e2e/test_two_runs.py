@@ -104,15 +104,24 @@ class Cli:
 
     def _line(self, line: str) -> None:
         self.out += line + "\n"
+
+    def _logged(self, line: str) -> None:
         if line.startswith("batch "):
             self.batches += 1
             if self.batches == BATCHES:
                 self.dispatched.set()
 
     async def _errors(self) -> None:
+        """stderr: the plain log lines (a batch sent), and the errors."""
         assert self.process.stderr is not None
+        buffered = ""
         async for chunk in self.process.stderr:
-            self.err += chunk.decode()
+            text = chunk.decode()
+            self.err += text
+            buffered += text
+            *lines, buffered = buffered.split("\n")
+            for line in lines:
+                self._logged(line)
 
 
 def env_for(home: Path, sim: RunningSimulator) -> dict[str, str]:
@@ -301,7 +310,9 @@ async def test_an_interrupted_embedded_simulator_run_never_blocks(tmp_path: Path
     state = tmp_path / "state"
     args = ("run", str(plan), "--sim", str(fleet), "-v", "--log-format", "console")
     with anyio.fail_after(100):
-        async with await anyio.open_process(argv(*args, state=state, sim=None), env=env) as p:
+        async with await anyio.open_process(
+            argv(*args, state=state, sim=None), env=env, stderr=subprocess.STDOUT
+        ) as p:
             assert p.stdout is not None
             seen = ""
             async for chunk in p.stdout:

@@ -24,7 +24,14 @@ from orchestrator.journal import (
     reopen_journal,
 )
 from orchestrator.journal._schema import APPLICATION_ID
-from orchestrator.rollout import InstanceFinished, InstanceResult, Outcome, Verdict
+from orchestrator.rollout import (
+    ApprovalGranted,
+    ApprovalRequested,
+    InstanceFinished,
+    InstanceResult,
+    Outcome,
+    Verdict,
+)
 from orchestrator.rollout._history import BatchState
 
 pytestmark = pytest.mark.anyio
@@ -58,19 +65,19 @@ def version_of(path) -> int:
 
 
 def add_note(connection: sqlite3.Connection) -> None:
-    """The test's v1 -> v2: a column on the run row."""
+    """The test's next version: a column on the run row."""
     connection.execute("ALTER TABLE run ADD COLUMN note TEXT NOT NULL DEFAULT 'from v1'")
 
 
 def half_done(connection: sqlite3.Connection) -> None:
-    """A v1 -> v2 that fails after its first statement."""
+    """A next version that fails after its first statement."""
     connection.execute("ALTER TABLE run ADD COLUMN note TEXT")
     raise RuntimeError("the upgrade broke half-way")
 
 
 @pytest.fixture
 async def v1_journal(tmp_path):
-    """A v1 journal of a run with one result, closed."""
+    """A journal of the current version (the name is historical) with one result, closed."""
     path = journal_path(tmp_path, "run-1")
     async with create_journal(path, HEADER) as writer:
         writer(InstanceFinished(RESULT))
@@ -79,12 +86,12 @@ async def v1_journal(tmp_path):
 
 def test_migrate_makes_v1_from_an_empty_file(tmp_path):
     connection = connect(tmp_path / "j.sqlite")
-    assert migrate(connection) == SCHEMA_VERSION == len(MIGRATIONS) == 1
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert migrate(connection) == SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert {"run", "instances", "skipped", "waves", "batches", "results", "gates"} <= tables
-    assert migrate(connection) == 1  # nothing left to do
+    assert migrate(connection) == SCHEMA_VERSION  # nothing left to do
 
 
 @pytest.mark.parametrize(
@@ -112,16 +119,16 @@ def test_the_v1_checks_know_every_value_of_the_engine(tmp_path, table, column, v
 
 
 async def test_an_older_file_is_upgraded_in_place_and_keeps_its_data(v1_journal):
-    """A test-supplied v1 -> v2 migration: the file ends at v2, its rows intact, and the
-    new column has its default on the old row."""
+    """A test-supplied next migration: the file ends at the next version, its rows
+    intact, and the new column has its default on the old row."""
     two = (*MIGRATIONS, add_note)
     connection = connect(v1_journal)
     try:
-        assert migrate(connection, two) == 2
+        assert migrate(connection, two) == SCHEMA_VERSION + 1
         assert connection.execute("SELECT note, run_id FROM run").fetchone() == ("from v1", "run-1")
     finally:
         connection.close()
-    assert version_of(v1_journal) == 2
+    assert version_of(v1_journal) == SCHEMA_VERSION + 1
     record = read_journal(v1_journal, migrations=two)
     assert record.header == HEADER
     assert record.results == {"i-1": RESULT}
@@ -136,27 +143,30 @@ async def test_a_failed_upgrade_step_leaves_the_file_as_it_was(v1_journal):
     finally:
         connection.close()
     assert "note" not in columns
-    assert version_of(v1_journal) == 1
+    assert version_of(v1_journal) == SCHEMA_VERSION
     assert read_journal(v1_journal).results == {"i-1": RESULT}
 
 
 async def test_a_reader_upgrades_a_copy_and_leaves_the_file(v1_journal):
     record = read_journal(v1_journal, migrations=(*MIGRATIONS, add_note))
     assert record.results == {"i-1": RESULT}
-    assert version_of(v1_journal) == 1
+    assert version_of(v1_journal) == SCHEMA_VERSION
 
 
 async def test_a_newer_file_is_refused_by_readers_and_writers(v1_journal):
     connection = connect(v1_journal)
     migrate(connection, (*MIGRATIONS, add_note))
     connection.close()
-    message = "written by a newer orchestrator: schema 2, this one knows 1"
+    message = (
+        f"written by a newer orchestrator: schema {SCHEMA_VERSION + 1}, "
+        f"this one knows {SCHEMA_VERSION}"
+    )
     with pytest.raises(JournalError, match=message):
         read_journal(v1_journal)
     with pytest.raises(JournalError, match=message):
         async with reopen_journal(v1_journal):
             pass
-    assert version_of(v1_journal) == 2
+    assert version_of(v1_journal) == SCHEMA_VERSION + 1
 
 
 def test_another_applications_database_is_not_upgraded(tmp_path):
@@ -168,3 +178,23 @@ def test_another_applications_database_is_not_upgraded(tmp_path):
     with pytest.raises(JournalError, match="another application's database"):
         migrate(connection)
     connection.close()
+
+
+async def test_a_v1_journal_gains_the_wave_it_waits_for_on_reopening(v1_journal):
+    """v1 -> v2 (`waiting_for`): a journal as v1 wrote it reads as waiting for nothing,
+    is upgraded in place by its writer, and then records the approval asked and given."""
+    connection = connect(v1_journal)
+    connection.execute("ALTER TABLE run DROP COLUMN waiting_for")  # as v1 created it
+    connection.execute("PRAGMA user_version = 1")
+    connection.close()
+    assert read_journal(v1_journal).waiting_for is None
+    assert version_of(v1_journal) == 1  # a reader upgrades only a copy
+    async with reopen_journal(v1_journal) as writer:
+        writer(ApprovalRequested("run-1", 0, "all", "the plan asks", "approve it", T0))
+        await writer.commit()
+        assert read_journal(v1_journal).waiting_for == "all"
+        writer(ApprovalGranted(0, "all", T0))
+        await writer.commit()
+        assert read_journal(v1_journal).waiting_for is None
+    assert version_of(v1_journal) == 2
+    assert read_journal(v1_journal).results == {"i-1": RESULT}
