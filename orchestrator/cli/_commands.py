@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
 from orchestrator.cli import _approve, _instances, _recover, _rollout, _runs, _sim
@@ -128,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
         description="Run a script across a fleet of Alibaba Cloud ECS instances.",
+    )
+    # The installed distribution's version, so a bug report names what actually ran.
+    parser.add_argument(
+        "--version", action="version", version=f"orchestrator {metadata.version('orchestrator')}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_rollout_commands(commands)

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import aiohttp
@@ -123,3 +124,11 @@ async def test_sim_server_prints_where_and_answers_signed_calls(tmp_path: Path):
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(30):
             assert await process.wait() == 130
+
+
+def test_version_is_the_installed_distributions(tmp_path: Path):
+    """`orchestrator --version` names the version pyproject.toml gives, and exits 0."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    done = orchestrator("--version", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"orchestrator {project['version']}"
