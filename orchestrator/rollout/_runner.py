@@ -390,7 +390,13 @@ class _Rollout:
             return None
         reason = decision.reason if inconclusive else "the plan asks for approval after this wave"
         approved = await ask_approval(
-            self._approver, self._run_id, shape, reason, sink=self._sink, clock=self._clock
+            self._approver,
+            self._run_id,
+            shape,
+            reason,
+            sink=self._sink,
+            clock=self._clock,
+            hooks=self._hooks,
         )
         if approved:
             return None
