@@ -173,7 +173,8 @@ def print_outcome(
             f"\n[bold red]halted ({halt.reason})[/]: {escape(halt.describe())}", soft_wrap=True
         )
     calls = ", ".join(f"{action} {n}" for action, n in sorted(result.api_calls.items()))
-    console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]")
+    # One line, however many actions: a script greps it, and a person reads it whole.
+    console.print(f"\n[dim]API calls: {calls}; throttled {result.throttles}[/]", soft_wrap=True)
 
 
 def _group_lines(groups: Sequence[OutputGroup]) -> list[str]:
