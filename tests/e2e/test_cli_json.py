@@ -15,12 +15,17 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
+from orchestrator.ecs import Instance
+from orchestrator.ecs.codes import InstanceStatus
+from orchestrator.journal import RunHeader, WaveRow, create_journal, journal_path
+from orchestrator.rollout import BatchAttempt, BatchDispatched, client_token
 from orchestrator.sim import RunningSimulator, load_fleet, serve
 
 if TYPE_CHECKING:
@@ -406,3 +411,62 @@ async def test_every_documented_field_is_output_and_every_output_field_documente
         seen |= {p for p in paths(document) if not any(p.startswith(f"{m}.") for m in maps)}
     assert sorted(seen - set(documented)) == [], "output but not documented"
     assert sorted(set(documented) - seen) == [], "documented but never output"
+
+
+# --- an instance with no result yet: sent, or not sent yet ----------------------------
+
+LIVE = """\
+name: json-live
+targets: {instances: [i-a, i-b]}
+command: {content: echo hi, timeout: 30}
+waves:
+  - {name: first, size: 1}
+  - {name: second, size: 100%}
+"""
+
+
+async def live_run(state: Path) -> str:
+    """A journal as a live run leaves it: i-a's batch accepted, i-b not sent yet."""
+    run_id = "json-live-20260501T120000Z-0001"
+    instances = tuple(
+        Instance(name, name, InstanceStatus.RUNNING, "cn-hangzhou-h", "cn-hangzhou", "linux")
+        for name in ("i-a", "i-b")
+    )
+    header = RunHeader(
+        run_id=run_id,
+        plan_name="json-live",
+        plan_path=str(state / "live.yaml"),
+        plan_text=LIVE,
+        plan_sha256="00" * 32,
+        target={"region": "cn-hangzhou"},
+        created_at=datetime(2026, 5, 1, 12, 0, tzinfo=UTC),
+        instances=instances,
+        skipped=(),
+        waves=(WaveRow(0, "first", 1, 1), WaveRow(1, "second", 1, 1)),
+    )
+    token = client_token(run_id, 0, 0, "")
+    async with create_journal(journal_path(state, run_id), header) as writer:
+        await writer.before_dispatch(BatchAttempt(run_id, 0, 0, "", token, ("i-a",)))
+        at = datetime(2026, 5, 1, 12, 0, 1, tzinfo=UTC)
+        writer(BatchDispatched(0, 0, "", token, "t-live0001", ("i-a",), at))
+    return run_id
+
+
+async def test_show_an_instance_sent_without_result_and_one_not_sent_yet(tmp_path: Path):
+    run_id = await live_run(tmp_path / "state")
+    fleet = load_fleet(SMALL.read_text())
+    async with serve(fleet) as sim:  # only for the environment: show calls nothing
+        sent = await cli(tmp_path, sim, "show", run_id, "i-a", "--json")
+        pending = await cli(tmp_path, sim, "show", run_id, "i-b", "--json")
+        text = await cli(tmp_path, sim, "show", run_id, "i-a")
+    assert sim.stats.count("RunCommand") == 0
+    a, b = json.loads(sent.stdout), json.loads(pending.stdout)
+    assert (a["phase"], a["wave"], a["invoke_id"], a["outcome"]) == (
+        "sent",
+        "first",
+        "t-live0001",
+        None,
+    )
+    assert (a["output"], a["output_file"], a["verify"]) == (None, None, None)
+    assert (b["phase"], b["wave"], b["invoke_id"]) == ("pending", "second", None)
+    assert "outcome: none yet: sent (invocation t-live0001), no result yet" in text.stdout
