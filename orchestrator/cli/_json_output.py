@@ -5,9 +5,9 @@ Each command has one shape (docs/json-output.md), named by its `schema` field
 report.json. The document is the only thing on stdout, written once, at the end;
 warnings and errors stay on stderr and the exit code means what it means without
 `--json`. Times are ISO 8601 in UTC with milliseconds and a `Z`, outcomes their
-lowercase names. This module builds the documents of the journal's commands (`runs`,
-`status`, `show`) and of the dry run (`plan`) and `validate`; each command decides
-what goes in.
+lowercase names. This module holds those rules and the documents of `runs`, `status`,
+`plan` and `validate`, and the parts `show` builds its own from (`_show`); `instances`
+builds its own (`_instances`).
 """
 
 from __future__ import annotations

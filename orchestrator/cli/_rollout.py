@@ -86,8 +86,7 @@ def validate(args: argparse.Namespace) -> int:
             plan = load_plan(Path(name), script_dirs=script_dirs(args))
         except PlanError as exc:
             checked.append(CheckedFile(name, problems=_problems_of(name, exc)))
-            if not args.json:
-                _print_problems(errors, exc)
+            _print_problems(errors, exc)  # on stderr, with --json too: CI logs show them
         else:
             checked.append(CheckedFile(name, plan.name, len(plan.waves)))
             if not args.json:

@@ -33,7 +33,7 @@ from orchestrator.cli._runs import _in_flight, _state_text
 from orchestrator.errors import JournalError, PlanError
 from orchestrator.journal import journal_path, lock_holder, read_journal
 from orchestrator.report import OutputFiles
-from orchestrator.rollout import Outcome, order_for, shape_waves
+from orchestrator.rollout import BatchState, Outcome, order_for, shape_waves
 
 if TYPE_CHECKING:
     import argparse
@@ -111,8 +111,12 @@ def instance_detail(record: JournalRecord, instance_id: str) -> InstanceDetail |
     sent = next(
         (
             row
-            for row in reversed(record.batches)  # the last attempt: a split's half
-            if row.purpose == "run" and instance_id in row.instance_ids and row.invoke_id
+            # The last attempt (a split's half), answered or not: an unanswered one may
+            # have run, and a resume follows or re-sends it.
+            for row in reversed(record.batches)
+            if row.purpose == "run"
+            and row.state in {BatchState.ACCEPTED, BatchState.SENDING}
+            and instance_id in row.instance_ids
         ),
         None,
     )
@@ -179,8 +183,6 @@ def instance_document(detail: InstanceDetail) -> Document:
     result, skipped, kept = detail.result, detail.skipped, detail.output_file
     fields = result_fields(result) if result is not None else dict.fromkeys(_RESULT_KEYS)
     fields["invoke_id"] = detail.invoke_id
-    if result is None:
-        fields |= {"output": None, "output_dropped": None}
     return {
         "schema": SCHEMAS["show-instance"],
         "run_id": detail.run_id,
@@ -275,11 +277,8 @@ def _print_instance(console: Console, detail: InstanceDetail) -> None:
     console.print(f"wave: {escape(detail.wave or '-')}, zone {detail.zone_id or '-'}")
     result = detail.result
     if result is None:
-        what = (
-            f"sent (invocation {detail.invoke_id}), no result yet"
-            if detail.phase == "sent"
-            else "not sent yet"
-        )
+        invocation = f"invocation {detail.invoke_id}" if detail.invoke_id else "no answer yet"
+        what = f"sent ({invocation}), no result yet" if detail.phase == "sent" else "not sent yet"
         console.print(f"outcome: none yet: {what}")
         return
     _print_result(console, result, "outcome")
