@@ -137,6 +137,10 @@ class QuotaTooSmall(OrchestratorError):
         self.available = available
 
 
+class UsageError(OrchestratorError):
+    """The command line lacks something it needs or contradicts itself (exit 2)."""
+
+
 class CredentialsError(OrchestratorError):
     """No usable credentials were found, or a profile uses a mode we do not support."""
 

@@ -31,7 +31,7 @@ from rich.markup import escape
 from orchestrator.cli._exit import ExitCode, exit_code_for, make_console
 from orchestrator.cli._logging import register_secret
 from orchestrator.cli._outputs import OutputOptions, RunOutputs
-from orchestrator.ecs import codes
+from orchestrator.ecs import RateLimiterStats, codes
 from orchestrator.errors import OrchestratorError
 from orchestrator.rollout import (
     Outcome,
@@ -175,6 +175,9 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
                         history=job.history,
                         control=control,
                         identity=job.identity,
+                        # The connection is this attempt's own: everything its client
+                        # called (the targets step and the guards too) is the run's.
+                        calls_since=RateLimiterStats(),
                     )
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group:

@@ -40,7 +40,7 @@ def exit_code_for(error: errors.OrchestratorError) -> ExitCode:
     match error:
         case errors.TrackingAbandoned(cause=cause):
             return exit_code_for(cause)  # auth revoked mid-run is 5, an outage 4
-        case errors.PlanError() | errors.JournalError():
+        case errors.PlanError() | errors.JournalError() | errors.UsageError():
             return ExitCode.USAGE
         case RunLocked() | errors.ConcurrentRun():
             return ExitCode.LOCKED

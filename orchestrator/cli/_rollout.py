@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +30,15 @@ from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.ecs import PATIENT_READS
 from orchestrator.errors import Problem
-from orchestrator.journal import RunHeader, RunLock, WaveRow, create_journal, journal_path
+from orchestrator.journal import (
+    PLAN_FILE,
+    RunHeader,
+    RunLock,
+    RunOrigin,
+    WaveRow,
+    create_journal,
+    journal_path,
+)
 from orchestrator.plan import (
     PlanError,
     check_credentials_in_use,
@@ -49,10 +57,12 @@ from orchestrator.targets import Resolution, resolve
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Sequence
 
     from rich.console import Console
 
     from orchestrator.plan import Plan
+    from orchestrator.rollout import ShapedWave
 
 
 def _target(args: argparse.Namespace, plan: Plan) -> Target:
@@ -219,20 +229,41 @@ def plan_digest(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run a plan: resolve, journal, dispatch wave after wave, track, and summarise.
+    """Run a plan file: resolve, journal, dispatch wave after wave, track, and summarise."""
+    loaded = _load(args, make_console(stderr=True))
+    if loaded is None:
+        return ExitCode.USAGE
+    plan, text = loaded
+    return start_run(args, Start(plan, text, plan_path=str(Path(args.plan).resolve())))
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """What a new run starts from: a checked plan and the text the journal keeps of it
+    (a resume parses that text again, then applies `origin`), where it came from, and
+    two seams for the commands built on `run`: `narrow` keeps some of the resolved
+    targets (`--limit`), `confirm` may still say no once the waves are known (`exec` on a
+    terminal). Both run before anything is journalled or sent."""
+
+    plan: Plan
+    text: str
+    plan_path: str
+    origin: RunOrigin = PLAN_FILE
+    narrow: Callable[[Resolution], Resolution] | None = None
+    confirm: Callable[[Resolution, Sequence[ShapedWave]], bool] | None = None
+
+
+def start_run(args: argparse.Namespace, start: Start) -> int:
+    """Start a new run of `start.plan`: the one path every command that sends takes.
 
     First the guards against a second live run of the plan (`_concurrency`): its lock in
     the state dir, held to the end, and its last run here left interrupted; once the
     targets are known, the API guard. Each refuses with exit 7, before anything is sent.
     """
-    console, errors = make_console(), make_console(stderr=True)
-    loaded = _load(args, errors)
-    if loaded is None:
-        return ExitCode.USAGE
-    plan, text = loaded
+    console = make_console()
+    plan, text, plan_path = start.plan, start.text, start.plan_path
     if args.ignore_quota:
         plan = replace(plan, limits=replace(plan.limits, ignore_quota=True))
-    plan_path = str(Path(args.plan).resolve())
     run_id = new_run_id(plan)
     state_dir = Path(args.state_dir)
     run_dir = state_dir / "runs" / run_id
@@ -255,8 +286,13 @@ def run(args: argparse.Namespace) -> int:
                 soft_wrap=True,  # one line: scripts and other shells read the run id from it
             )
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
+            if start.narrow is not None:
+                resolution = start.narrow(resolution)
             _print_resolution(console, resolution)
             shaped = shape_waves(plan, resolution.runnable, order_for(plan.order))
+            if start.confirm is not None and not start.confirm(resolution, shaped):
+                console.print("nothing was sent")
+                return ExitCode.USAGE
             await check_live_runs(args, conn.client, identity, resolution.runnable, run_id=run_id)
             header = RunHeader(
                 run_id=run_id,
@@ -278,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
                     WaveRow(w.plan.index, w.plan.name, w.plan.size, len(w.plan.batches))
                     for w in shaped
                 ),
+                origin=start.origin,
             )
             job = Job(
                 run_id=run_id,

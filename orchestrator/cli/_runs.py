@@ -167,7 +167,9 @@ def _resumable_plan(
     if record.header.target.get("sim") is not None:
         errors.print(f"[bold red]error:[/] {escape(not_resumable(run_id))}", soft_wrap=True)
         return None
-    changed = _plan_changed(record)
+    # Only a plan file's run has a file to compare: an ad-hoc run's plan, or a retry's
+    # (its parent's, as recorded), lives in the journal alone.
+    changed = _plan_changed(record) if record.header.origin.from_plan_file else ""
     if changed and not args.force:
         errors.print(
             f"[bold red]error:[/] {escape(changed)} (sha256 {record.header.plan_sha256[:12]}… "

@@ -23,7 +23,7 @@ from orchestrator.ecs import (
     endpoint_for_region,
     resolve_credentials,
 )
-from orchestrator.errors import CredentialsError
+from orchestrator.errors import UsageError
 from orchestrator.sim import default_fleet, load_fleet, serve
 
 if TYPE_CHECKING:
@@ -109,8 +109,9 @@ async def connect(
                 or ""
             )
             if not region:
-                raise CredentialsError(
-                    "no region: pass --region, set ALIBABA_CLOUD_REGION_ID, or use --sim"
+                raise UsageError(
+                    "no region: pass --region, set ALIBABA_CLOUD_REGION_ID, give the "
+                    "aliyun CLI profile a region_id, or use --sim"
                 )
             endpoint = target.endpoint or endpoint_for_region(region)
             clock = SystemClock()

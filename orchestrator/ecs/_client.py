@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs import codes
@@ -65,6 +65,20 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
 ASSISTANT_STATUS_CHUNK: Final = 50
 USER_AGENT: Final = "orchestrator/0.1.0"
+
+# Every action this client can call, and so every permission a run needs: the RAM policy
+# of docs/ram-policy.json grants exactly these (a test compares), so a new call cannot
+# land without the policy that allows it.
+Action = Literal[
+    "DescribeAccountAttributes",
+    "DescribeCloudAssistantStatus",
+    "DescribeInstances",
+    "DescribeInvocationResults",
+    "DescribeInvocations",
+    "RunCommand",
+    "StopInvocation",
+]
+ACTIONS: Final = frozenset(get_args(Action))
 
 
 def endpoint_for_region(region_id: str) -> str:
@@ -329,7 +343,7 @@ class EcsClient:
 
     async def _pages(
         self,
-        action: str,
+        action: Action,
         params: Callable[[str | None], dict[str, str]],
         decode: Callable[[Mapping[str, Any]], Page[T]],
         *,
@@ -358,7 +372,7 @@ class EcsClient:
 
     async def _call(
         self,
-        action: str,
+        action: Action,
         params: Mapping[str, str],
         *,
         policy: RetryPolicy,
@@ -401,7 +415,7 @@ class EcsClient:
         )
 
     def _sign(
-        self, action: str, params: Mapping[str, str]
+        self, action: Action, params: Mapping[str, str]
     ) -> tuple[Mapping[str, str], Mapping[str, str]]:
         """(query, headers) for one attempt, with a fresh nonce and timestamp."""
         creds = self._credentials
@@ -434,7 +448,7 @@ class EcsClient:
         return params, headers
 
     @staticmethod
-    def _decode(action: str, answer: Answer, decode: Callable[[Mapping[str, Any]], T]) -> T:
+    def _decode(action: Action, answer: Answer, decode: Callable[[Mapping[str, Any]], T]) -> T:
         try:
             return decode(answer.document)
         except (

@@ -89,8 +89,9 @@ class Credentials:
 class ResolvedCredentials:
     """What the chain found: the credentials, the profile's region if any, and the source.
 
-    `region_id` comes only from a CLI profile's `region_id`; it is a default for the
-    caller's region, never an override of one the caller gives. `source` says where
+    `region_id` comes only from a CLI profile's `region_id` (the profile the file would
+    use, even when the keys came from the environment, as the aliyun CLI does); it is a
+    default for the caller's region, never an override of one the caller gives. `source` says where
     the keys came from (`explicit`, `environment`, `profile NAME in PATH`), for logs.
     """
 
@@ -125,6 +126,9 @@ def resolve_credentials(
     env_id = environ.get(ENV_ACCESS_KEY_ID)
     env_secret = environ.get(ENV_ACCESS_KEY_SECRET)
     env_token = environ.get(ENV_SECURITY_TOKEN)
+    explicit_path = profile_path is not None
+    path = profile_path if profile_path is not None else Path.home() / ".aliyun" / "config.json"
+    wanted = profile or environ.get(ENV_PROFILE) or None
     if env_id or env_secret or env_token:
         creds = _pair(
             env_id,
@@ -132,18 +136,33 @@ def resolve_credentials(
             env_token,
             names=(ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET),
         )
-        return ResolvedCredentials(creds, None, "environment")
-    explicit_path = profile_path is not None
-    path = profile_path if profile_path is not None else Path.home() / ".aliyun" / "config.json"
-    wanted = profile or environ.get(ENV_PROFILE) or None
+        # The aliyun CLI takes the region from the profile even when the keys come from
+        # the environment; a profile file it cannot read costs the region, not the keys.
+        return ResolvedCredentials(creds, _profile_region(path, wanted), "environment")
     if not path.is_file():
         if explicit_path or wanted:
             raise CredentialsError(f"aliyun CLI profile file {path} does not exist")
         raise CredentialsError(
-            f"no credentials: pass an access key, set {ENV_ACCESS_KEY_ID} and "
-            f"{ENV_ACCESS_KEY_SECRET}, or configure the aliyun CLI ({path} not found)"
+            f"no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (and "
+            f"{ENV_SECURITY_TOKEN} for STS), or name an aliyun CLI profile with --profile "
+            f"({path} not found: `aliyun configure` writes it); --sim runs on the simulator"
         )
     return _from_profile_file(path, wanted)
+
+
+def _profile_region(path: Path, wanted: str | None) -> str | None:
+    """The region of the profile the file would use, if it can be read and has one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, not JSON, not UTF-8
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("profiles"), list):
+        return None
+    name = wanted or document.get("current") or "default"
+    entry = next(
+        (p for p in document["profiles"] if isinstance(p, dict) and p.get("name") == name), None
+    )
+    return (_text(entry, "region_id") or None) if entry is not None else None
 
 
 def _pair(

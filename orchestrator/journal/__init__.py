@@ -23,6 +23,7 @@ Import from here; the `_modules` are private.
 
 from orchestrator.journal._header import CREDENTIAL_WORDS, RunHeader, WaveRow
 from orchestrator.journal._lock import LOCK_FILE, LockHolder, RunLock, RunLocked, lock_holder
+from orchestrator.journal._origin import ORIGIN_KINDS, PLAN_FILE, RunOrigin
 from orchestrator.journal._plan_lock import (
     PLANS_DIR,
     PlanLock,
@@ -69,7 +70,9 @@ __all__ = [
     "JOURNAL_FILE",
     "LOCK_FILE",
     "MIGRATIONS",
+    "ORIGIN_KINDS",
     "PLANS_DIR",
+    "PLAN_FILE",
     "RESUMABLE_HALTS",
     "SCHEMA_VERSION",
     "UNREADABLE",
@@ -86,6 +89,7 @@ __all__ = [
     "RunListing",
     "RunLock",
     "RunLocked",
+    "RunOrigin",
     "WaveRow",
     "WaveState",
     "create_journal",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 from orchestrator.ecs import Instance  # noqa: TC001
 from orchestrator.errors import JournalError
 from orchestrator.journal._codec import dumps, encode_instance, encode_skipped, encode_time
+from orchestrator.journal._origin import PLAN_FILE, RunOrigin, encode_origin
 from orchestrator.journal._schema import checkpoint, migrate, not_found, transaction
 from orchestrator.targets import Skipped  # noqa: TC001
 
@@ -47,7 +48,8 @@ class RunHeader:
 
     `target` says where and how the run goes (`endpoint`, `region`, `sim`, `profile`
     and the like), never with what credentials: a key that names one (`CREDENTIAL_WORDS`)
-    is refused. `instances` are the runnable targets in resolution order.
+    is refused. `instances` are the runnable targets in resolution order. `origin`:
+    how the run came to be (a plan file, flags, or another run).
     """
 
     run_id: str
@@ -60,6 +62,7 @@ class RunHeader:
     instances: tuple[Instance, ...]
     skipped: tuple[Skipped, ...]
     waves: tuple[WaveRow, ...]
+    origin: RunOrigin = PLAN_FILE
 
     def __post_init__(self) -> None:
         refused = sorted(key for key in self.target if _names_a_credential(key))
@@ -134,8 +137,8 @@ def _write_header(connection: sqlite3.Connection, header: RunHeader) -> None:
     connection.execute(
         """
         INSERT INTO run (one, run_id, plan_name, plan_path, plan_sha256, plan_text, target,
-            created_at, updated_at, state, pid)
-        VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)
+            created_at, updated_at, state, pid, origin)
+        VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)
         """,
         (
             header.run_id,
@@ -147,6 +150,7 @@ def _write_header(connection: sqlite3.Connection, header: RunHeader) -> None:
             encode_time(header.created_at),
             now,
             os.getpid(),
+            dumps(encode_origin(header.origin)),
         ),
     )
     connection.executemany(

@@ -28,6 +28,7 @@ from orchestrator.journal._codec import (
     decode_time,
 )
 from orchestrator.journal._header import RunHeader, WaveRow
+from orchestrator.journal._origin import decode_origin
 from orchestrator.journal._schema import (
     JOURNAL_FILE,
     MIGRATIONS,
@@ -226,7 +227,8 @@ def _record(connection: sqlite3.Connection) -> JournalRecord:
     run = connection.execute(
         """
         SELECT run_id, plan_name, plan_path, plan_text, plan_sha256, target, created_at,
-            updated_at, state, finished_at, halt, exit_code, api_calls, throttles, waiting_for
+            updated_at, state, finished_at, halt, exit_code, api_calls, throttles, waiting_for,
+            origin
         FROM run
         """
     ).fetchone()
@@ -260,6 +262,7 @@ def _record(connection: sqlite3.Connection) -> JournalRecord:
             for (text,) in connection.execute("SELECT skipped FROM skipped ORDER BY position")
         ),
         waves=tuple(WaveRow(w.index, w.name, w.size, w.batches) for w in waves),
+        origin=decode_origin(json.loads(run[15])),
     )
     halt: dict[str, Any] | None = None if run[10] is None else json.loads(run[10])
     return JournalRecord(

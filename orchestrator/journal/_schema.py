@@ -132,7 +132,12 @@ def _v2_waiting_for(connection: sqlite3.Connection) -> None:
     connection.execute("ALTER TABLE run ADD COLUMN waiting_for TEXT")
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_create_v1, _v2_waiting_for)
+def _v3_origin(connection: sqlite3.Connection) -> None:
+    """v3: how the run came to be (`RunOrigin` as JSON); an older run was a plan file's."""
+    connection.execute("ALTER TABLE run ADD COLUMN origin TEXT NOT NULL DEFAULT '{}'")
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_create_v1, _v2_waiting_for, _v3_origin)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from orchestrator.rollout._batches import WavePlan
     from orchestrator.rollout._dispatcher import BatchAttempt
-    from orchestrator.rollout._events import Event
+    from orchestrator.rollout._events import ApprovalRequested, Event
     from orchestrator.rollout._results import InstanceResult
 
 FLUSH_EVERY: Final = 0.2  # real seconds between flushes of buffered events: an I/O pace
@@ -83,6 +83,12 @@ class JournalWriter:
         """The ClientToken is on disk (state `sending`) when this returns. A token that
         is already recorded keeps its row: a resume re-sending it learns nothing new."""
         self._append(attempt)
+        await self.commit()
+
+    async def before_approval(self, request: ApprovalRequested) -> None:
+        """The wave the run is about to wait at is on disk when this returns (the event
+        itself, told right after, records it once more: one row, the same value)."""
+        self._append(request)
         await self.commit()
 
     async def after_wave(self, wave: WavePlan, results: Sequence[InstanceResult]) -> bool:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from orchestrator.clock import Clock
     from orchestrator.rollout._batches import WavePlan
     from orchestrator.rollout._events import EventSink
+    from orchestrator.rollout._hooks import RolloutHooks
 
 DEFAULT_STATE_DIR: Final = Path(".orchestrator")
 APPROVED: Final = "approved"
@@ -180,11 +181,16 @@ async def ask_approval(
     *,
     sink: EventSink,
     clock: Clock,
+    hooks: RolloutHooks,
 ) -> bool:
     """Ask `approver` about `wave` (`reason`: why a person is needed); the request and the
-    answer are events, the request saying how to give the approval."""
+    answer are events, the request saying how to give the approval. The request is
+    recorded (`hooks.before_approval`) before anyone is told of it: whoever reads "waiting
+    for approval" and runs `orchestrator status` or `approve` finds the run waiting."""
     how = approver.describe(run_id, wave.name)
-    sink(ApprovalRequested(run_id, wave.index, wave.name, reason, how, clock.now()))
+    request = ApprovalRequested(run_id, wave.index, wave.name, reason, how, clock.now())
+    await hooks.before_approval(request)
+    sink(request)
     if await approver.wait(run_id, wave.name):
         sink(ApprovalGranted(wave.index, wave.name, clock.now()))
         return True

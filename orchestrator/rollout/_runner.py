@@ -96,6 +96,7 @@ async def run_rollout(
     history: RunHistory = NO_HISTORY,
     control: RunControl | None = None,
     identity: PlanIdentity | None = None,
+    calls_since: RateLimiterStats | None = None,
 ) -> RolloutResult:
     """Run `plan.command` on `instances` (the runnable targets), wave after wave.
 
@@ -106,6 +107,9 @@ async def run_rollout(
     instances and run id, so the same batches and tokens); `control` ends it early.
     `identity` is the plan's name and digest every RunCommand is tagged with (default:
     `plan.name` and `plan.sha256`); `check_no_live_run` reads those tags.
+    The result's `api_calls` count the client's calls since `calls_since` (the rate
+    limiter's stats when the run's first call went out, e.g. before its targets step;
+    default: now, so the quota check on is counted).
     Raises `QuotaTooSmall` before sending anything when the account's quotas cannot
     cover the run (verify runs included), unless `plan.limits.ignore_quota`. Returns the
     result of the whole run, halted or not; on cancellation or a tracking failure, emits
@@ -114,7 +118,7 @@ async def run_rollout(
     total = len(instances)
     waves = shape_waves(plan, instances, order)
     limiter = client.rate_limiter
-    before = limiter.stats() if limiter is not None else None  # the quota check counts too
+    before = calls_since or (limiter.stats() if limiter is not None else None)
     if total and not plan.limits.ignore_quota and not history.batches:
         batches = sum(len(wave.plan.batches) for wave in waves)
         kept = batches if plan.command.keep_command else 0
@@ -390,7 +394,13 @@ class _Rollout:
             return None
         reason = decision.reason if inconclusive else "the plan asks for approval after this wave"
         approved = await ask_approval(
-            self._approver, self._run_id, shape, reason, sink=self._sink, clock=self._clock
+            self._approver,
+            self._run_id,
+            shape,
+            reason,
+            sink=self._sink,
+            clock=self._clock,
+            hooks=self._hooks,
         )
         if approved:
             return None

@@ -15,6 +15,7 @@ from orchestrator.errors import QuotaTooSmall
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import (
     PLAN_TAG_KEY,
+    ApprovalRequested,
     BatchAttempt,
     BatchDispatched,
     InstanceFinished,
@@ -276,6 +277,9 @@ class Hooks:
 
     async def before_dispatch(self, attempt: BatchAttempt) -> None:
         self.attempts.append(attempt)
+
+    async def before_approval(self, request: ApprovalRequested) -> None:
+        del request
 
     async def after_wave(self, wave: WavePlan, results: Sequence[InstanceResult]) -> bool:
         self.waves.append((wave.name, len(results)))

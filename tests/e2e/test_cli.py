@@ -21,9 +21,13 @@ from orchestrator.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 ROOT = Path(__file__).parents[2]
 
 
-def orchestrator(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run `python -m orchestrator ARGS` with no credentials anywhere in reach."""
+def orchestrator(
+    *args: str, home: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m orchestrator ARGS` with no credentials anywhere in reach (but
+    `extra_env`'s)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    env |= extra_env or {}
     env["HOME"] = str(home)
     env["ORCHESTRATOR_STATE_DIR"] = str(home / "state")  # journals stay in the test's dir
     return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
@@ -72,6 +76,29 @@ def test_no_credentials_is_an_auth_error(tmp_path: Path):
     done = orchestrator("instances", "--region", "cn-hangzhou", home=tmp_path)
     assert done.returncode == 5
     assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_credentials_names_only_ways_that_exist(tmp_path: Path):
+    """The message offers what an operator can do: the variables, a profile, --sim;
+    never a way the command line does not have (there is no option to pass a key)."""
+    done = orchestrator("instances", "--region", "cn-hangzhou", home=tmp_path)
+    said = done.stdout + done.stderr
+    assert "pass an access key" not in said
+    assert "--profile" in said
+    assert "--sim" in said
+
+
+def test_no_region_is_a_usage_error(tmp_path: Path):
+    """Keys but no region anywhere: the command line lacks something (2), the
+    credentials are fine (not 5); the message says where a region can come from."""
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-x", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "y"}
+    done = orchestrator("instances", home=tmp_path, extra_env=env)
+    assert done.returncode == 2, done
+    said = done.stdout + done.stderr
+    assert "no region" in said
+    assert "--region" in said
+    assert "region_id" in said
     assert "Traceback" not in done.stderr
 
 

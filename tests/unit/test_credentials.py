@@ -258,3 +258,28 @@ def test_default_profile_path_is_under_home(
     )
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_credentials(environ={}).credentials.access_key_id == "LTAI-home"
+
+
+def test_keys_from_the_environment_take_the_profiles_region(tmp_path: Path) -> None:
+    """As the aliyun CLI does: keys from the environment, the region from the profile
+    (the one named, else the file's current one) when the file has one."""
+    path = _config(
+        tmp_path,
+        [_ak("default", "LTAI-default"), _ak("prod", "LTAI-prod", region_id="cn-shanghai")],
+        current="prod",
+    )
+    environ = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "env", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "x"}
+    resolved = resolve_credentials(environ=environ, profile_path=path)
+    assert (resolved.source, resolved.region_id) == ("environment", "cn-shanghai")
+    named = resolve_credentials(environ=environ, profile_path=path, profile="default")
+    assert named.region_id is None
+
+
+def test_keys_from_the_environment_do_not_need_a_readable_profile(tmp_path: Path) -> None:
+    """A broken or missing profile file costs the region only, never the keys."""
+    broken = tmp_path / "config.json"
+    broken.write_text("{not json", encoding="utf-8")
+    environ = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "env", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "x"}
+    for path in (broken, tmp_path / "missing.json"):
+        resolved = resolve_credentials(environ=environ, profile_path=path)
+        assert (resolved.credentials.access_key_id, resolved.region_id) == ("env", None)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.ecs import codes
-from orchestrator.ecs._client import EcsClient
+from orchestrator.ecs._client import Action, EcsClient
 from orchestrator.ecs._http import Answer, document_from_answer, error_from_response
 from orchestrator.ecs._responses import (
     AccountAttributes,
@@ -42,7 +42,7 @@ BOUNDED = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-DECODERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+DECODERS: dict[Action, Callable[[Mapping[str, Any]], Any]] = {
     "RunCommand": decode_run_command,
     "DescribeInstances": decode_instances_page,
     "DescribeCloudAssistantStatus": decode_cloud_assistant_status_page,
@@ -205,7 +205,7 @@ def _assert_one_line(error: ApiError, action: str) -> None:
 @pytest.mark.parametrize("action", DECODERS)
 @BOUNDED
 @given(data=st.data())
-def test_a_document_decodes_or_is_a_malformed_response(action: str, data: st.DataObject):
+def test_a_document_decodes_or_is_a_malformed_response(action: Action, data: st.DataObject):
     document = data.draw(SHAPED[action] | documents)
     decoded = _outcome(lambda: EcsClient._decode(action, Answer(200, document), DECODERS[action]))
     if isinstance(decoded, MalformedResponse):

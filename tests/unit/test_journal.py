@@ -38,6 +38,7 @@ from orchestrator.journal._codec import (
 )
 from orchestrator.plan._model import Amount
 from orchestrator.rollout import (
+    ApprovalRequested,
     BatchAttempt,
     BatchDispatched,
     GateDecided,
@@ -272,6 +273,18 @@ async def test_before_dispatch_is_durable_before_it_returns(path):
         assert row.state is BatchState.SENDING
         assert row.instance_ids == IDS[:1]
         assert (row.purpose, row.wave, row.batch, row.split_path) == ("run", 0, 0, "")
+
+
+async def test_before_approval_is_durable_before_it_returns(path):
+    """The wave a run is about to wait at is readable from another connection the moment
+    before_approval returns: a person told "waiting" finds it in `status` at once."""
+    async with create_journal(path, header()) as writer:
+        request = ApprovalRequested("run-1", 0, "canary", "the plan asks", "approve it", T0)
+        await writer.before_approval(request)
+        assert read_journal(path).waiting_for == "canary"
+        writer(request)  # then told to the world: the same row, the same value
+        await writer.commit()
+        assert read_journal(path).waiting_for == "canary"
 
 
 async def test_events_are_buffered_until_a_commit(path):

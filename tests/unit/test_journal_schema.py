@@ -5,6 +5,7 @@ reader upgrades only a copy, and a newer file is refused."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from orchestrator.journal import (
     MIGRATIONS,
     SCHEMA_VERSION,
     RunHeader,
+    RunOrigin,
     WaveRow,
     create_journal,
     journal_path,
@@ -86,7 +88,7 @@ async def v1_journal(tmp_path):
 
 def test_migrate_makes_v1_from_an_empty_file(tmp_path):
     connection = connect(tmp_path / "j.sqlite")
-    assert migrate(connection) == SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert migrate(connection) == SCHEMA_VERSION == len(MIGRATIONS) == 3
     assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
@@ -184,7 +186,8 @@ async def test_a_v1_journal_gains_the_wave_it_waits_for_on_reopening(v1_journal)
     """v1 -> v2 (`waiting_for`): a journal as v1 wrote it reads as waiting for nothing,
     is upgraded in place by its writer, and then records the approval asked and given."""
     connection = connect(v1_journal)
-    connection.execute("ALTER TABLE run DROP COLUMN waiting_for")  # as v1 created it
+    connection.execute("ALTER TABLE run DROP COLUMN origin")  # as v1 created it
+    connection.execute("ALTER TABLE run DROP COLUMN waiting_for")
     connection.execute("PRAGMA user_version = 1")
     connection.close()
     assert read_journal(v1_journal).waiting_for is None
@@ -196,5 +199,44 @@ async def test_a_v1_journal_gains_the_wave_it_waits_for_on_reopening(v1_journal)
         writer(ApprovalGranted(0, "all", T0))
         await writer.commit()
         assert read_journal(v1_journal).waiting_for is None
-    assert version_of(v1_journal) == 2
+    assert version_of(v1_journal) == SCHEMA_VERSION
     assert read_journal(v1_journal).results == {"i-1": RESULT}
+
+
+async def test_a_v2_journal_reads_as_a_plan_files_run_and_keeps_it_on_reopening(v1_journal):
+    """v2 -> v3 (`origin`): a run recorded before origins existed was a plan file's run,
+    with nothing overridden; its writer upgrades the file in place."""
+    connection = connect(v1_journal)
+    connection.execute("ALTER TABLE run DROP COLUMN origin")  # as v2 created it
+    connection.execute("PRAGMA user_version = 2")
+    connection.close()
+    assert read_journal(v1_journal).header.origin == RunOrigin()
+    assert version_of(v1_journal) == 2  # a reader upgrades only a copy
+    async with reopen_journal(v1_journal):
+        pass
+    assert version_of(v1_journal) == SCHEMA_VERSION
+    assert read_journal(v1_journal).header.origin.from_plan_file
+
+
+async def test_an_origin_round_trips_with_its_overrides(tmp_path):
+    """A retry's origin, overrides included, reads back as written."""
+    origin = RunOrigin(
+        kind="retry",
+        parent="run-0",
+        limit=("zone=cn-hangzhou-h", "i-1"),
+        params={"version": "1.2.3"},
+        only=("failed", "undelivered"),
+    )
+    path = journal_path(tmp_path, "run-1")
+    async with create_journal(path, replace(HEADER, origin=origin)):
+        pass
+    assert read_journal(path).header.origin == origin
+    assert not origin.from_plan_file
+
+
+@pytest.mark.parametrize(
+    ("kind", "parent"), [("retry", None), ("rollback", None), ("run", "run-0"), ("x", None)]
+)
+def test_an_origin_is_refused_when_its_kind_and_parent_disagree(kind, parent):
+    with pytest.raises(ValueError, match=r"origin is one of|parent"):
+        RunOrigin(kind=kind, parent=parent)
