@@ -7,7 +7,9 @@ import os
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _recover, _rollout, _runs, _sim
+from orchestrator.cli import _approve, _instances, _recover, _rollout, _runs, _show, _sim
+from orchestrator.cli._completion import DIRECTORY, FILE, SHELLS, completes, print_completion
+from orchestrator.cli._json_output import add_json_flag
 from orchestrator.cli._logging import configure_logging
 from orchestrator.rollout import DEFAULT_STATE_DIR
 
@@ -19,12 +21,14 @@ if TYPE_CHECKING:
 
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "approve": _approve.approve,
+    "completion": lambda args: print_completion(build_parser(), args.shell),
     "instances": _instances.run,
     "plan": _rollout.dry_run,
     "recover": _recover.recover,
     "resume": _runs.resume,
     "run": _rollout.run,
     "runs": _runs.runs,
+    "show": _show.show,
     "sim": _sim.run,
     "status": _runs.status,
     "stop": _runs.stop,
@@ -41,17 +45,18 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     endpoint.add_argument(
         "--endpoint", help="endpoint URL (default: https://ecs.<region>.aliyuncs.com)"
     )
-    endpoint.add_argument(
+    sim = endpoint.add_argument(
         "--sim",
         nargs="?",
         const="",
         metavar="FLEET",
         help="start the embedded simulator (the demo fleet, or FLEET) and call it",
     )
+    completes(sim, FILE)
 
 
 def _add_script_dirs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    script_dir = parser.add_argument(
         "--script-dir",
         action="append",
         default=[],
@@ -59,15 +64,17 @@ def _add_script_dirs(parser: argparse.ArgumentParser) -> None:
         help="also allow the plan's script files under DIR (default: only the plan "
         "file's directory; repeat for more)",
     )
+    completes(script_dir, DIRECTORY)
 
 
 def _add_state_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument(
+    state_dir = parser.add_argument(
         "--state-dir",
         default=os.environ.get("ORCHESTRATOR_STATE_DIR", str(DEFAULT_STATE_DIR)),
         metavar="DIR",
         help=f"where runs keep their journals, locks and approvals (default: {DEFAULT_STATE_DIR})",
     )
+    completes(state_dir, DIRECTORY)
 
 
 def _add_approvals(parser: argparse.ArgumentParser) -> None:
@@ -112,17 +119,19 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also a line per batch sent and per instance finished",
     )
-    shown.add_argument(
+    report_dir = shown.add_argument(
         "--report-dir",
         metavar="DIR",
         help="write report.json, junit.xml and summary.md there "
         "(summary.md is also appended to $GITHUB_STEP_SUMMARY when set)",
     )
-    shown.add_argument(
+    output_dir = shown.add_argument(
         "--output-dir",
         metavar="DIR",
         help="keep every instance's whole output as DIR/<wave>/<instance>.log (1 MiB each)",
     )
+    completes(report_dir, DIRECTORY)
+    completes(output_dir, DIRECTORY)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,7 +157,7 @@ def _add_rollout_commands(commands: _Commands) -> None:
         help="run a plan: every wave, every instance, then a summary",
         description="Run a plan's command on its targets, wave after wave.",
     )
-    run.add_argument("plan", help="the plan file (YAML)")
+    completes(run.add_argument("plan", help="the plan file (YAML)"), FILE)
     _add_script_dirs(run)
     _add_target_options(run)
     run.add_argument(
@@ -191,7 +200,10 @@ def _add_rollout_commands(commands: _Commands) -> None:
         "`orchestrator resume RUN` follows it and never sends it again. Sends nothing.",
     )
     recover.add_argument("run", metavar="RUN", help="the run id")
-    recover.add_argument("--plan", required=True, metavar="PLAN", help="the run's plan file")
+    completes(
+        recover.add_argument("--plan", required=True, metavar="PLAN", help="the run's plan file"),
+        FILE,
+    )
     where = recover.add_argument_group("where the run's calls went")
     where.add_argument("--region", help="region id (default: the plan's)")
     where.add_argument("--endpoint", help="endpoint URL")
@@ -208,9 +220,23 @@ def _add_journal_commands(commands: _Commands) -> None:
     )
     status.add_argument("run", metavar="RUN", nargs="?", help="the run id (default: the latest)")
     _add_state_dir(status)
+    add_json_flag(status)
 
     runs = commands.add_parser("runs", help="list the runs in the state dir, newest first")
     _add_state_dir(runs)
+    add_json_flag(runs)
+
+    show = commands.add_parser(
+        "show",
+        help="a run in detail, or one instance of it (read-only)",
+        description="Show what the journal of RUN knows: its waves, times and gate decisions; "
+        "with INSTANCE, that instance's outcome, codes, times, invocation, verify result and "
+        "output (and where its whole output is, if the run kept it with --output-dir).",
+    )
+    show.add_argument("run", metavar="RUN", help="the run id")
+    show.add_argument("instance", metavar="INSTANCE", nargs="?", help="an instance id of the run")
+    _add_state_dir(show)
+    add_json_flag(show)
 
     stop = commands.add_parser(
         "stop",
@@ -248,7 +274,8 @@ def _add_offline_commands(commands: _Commands) -> None:
         description="Show what `run` would do, resolving targets through real calls, "
         "without sending any RunCommand.",
     )
-    dry.add_argument("plan", help="the plan file (YAML)")
+    completes(dry.add_argument("plan", help="the plan file (YAML)"), FILE)
+    add_json_flag(dry)
     _add_script_dirs(dry)
     _add_target_options(dry)
 
@@ -258,7 +285,9 @@ def _add_offline_commands(commands: _Commands) -> None:
         description="Check plans against every RunCommand rule; exit 0 if all are valid, "
         "2 otherwise.",
     )
-    validate.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    plans = validate.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
+    completes(plans, FILE)
+    add_json_flag(validate)
     _add_script_dirs(validate)
 
     instances = commands.add_parser(
@@ -276,15 +305,26 @@ def _add_offline_commands(commands: _Commands) -> None:
     )
     instances.add_argument("--zone", help="only instances in this zone")
     instances.add_argument(
-        "--limit", type=int, default=20, help="instances to list one by one (default 20)"
+        "--limit",
+        type=int,
+        help="instances to list one by one (default 20; with --json: all)",
     )
+    add_json_flag(instances)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print the shell completion script (bash or zsh)",
+        description="Print the completion script for SHELL on stdout "
+        '(docs/operator-commands.md, "Shell completion", says where to put it).',
+    )
+    completion.add_argument("shell", metavar="SHELL", choices=SHELLS, help="bash or zsh")
 
     sim = commands.add_parser(
         "sim",
         help="run the ECS API simulator",
         description="Serve the ECS API simulator on loopback until interrupted.",
     )
-    sim.add_argument("--fleet", help="fleet file (default: the demo fleet)")
+    completes(sim.add_argument("--fleet", help="fleet file (default: the demo fleet)"), FILE)
     sim.add_argument("--port", type=int, default=0, help="port (0 = any free port)")
     sim.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from rich.table import Table
 
 from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._json_output import SCHEMAS, Document, emit
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.errors import PlanError
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Collection, Mapping, Sequence
+
+    from orchestrator.ecs import Instance
+
+LISTED: Final = 20  # instances listed one by one without --limit (--json: all of them)
 
 
 def _parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -34,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
             region=args.region, endpoint=args.endpoint, sim=args.sim, profile=args.profile
         )
         async with connect(target) as conn:
-            console.print(f"[dim]calling {conn.description}, region {conn.region}[/]")
+            if not args.json:
+                console.print(f"[dim]calling {conn.description}, region {conn.region}[/]")
             instances = [
                 instance
                 async for instance in conn.client.describe_instances(
@@ -45,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
                 [i.instance_id for i in instances if i.status == "Running"]
             )
         online = {s.instance_id for s in statuses if s.online}
+        limit = LISTED if args.limit is None else args.limit
 
         by_zone: Counter[tuple[str, str]] = Counter()
         for instance in instances:
@@ -57,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
                 )
             by_zone[(instance.zone_id, state)] += 1
 
+        if args.json:
+            emit(
+                instances_document(
+                    conn.description, conn.region, instances, online, by_zone, limit=args.limit
+                )
+            )
+            return ExitCode.OK
         summary = Table(title=f"{len(instances)} instances", title_justify="left")
         summary.add_column("zone")
         summary.add_column("state")
@@ -68,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         listing = Table(show_edge=False)
         for column in ("instance", "name", "zone", "os", "status", "agent", "tags"):
             listing.add_column(column)
-        for instance in instances[: args.limit]:
+        for instance in instances[:limit]:
             agent = "online" if instance.instance_id in online else "-"
             listing.add_row(
                 instance.instance_id,
@@ -80,8 +95,44 @@ def run(args: argparse.Namespace) -> int:
                 ", ".join(f"{k}={v}" for k, v in sorted(instance.tags.items())),
             )
         console.print(listing)
-        if len(instances) > args.limit:
-            console.print(f"[dim]... and {len(instances) - args.limit} more[/]")
+        if len(instances) > limit:
+            console.print(f"[dim]... and {len(instances) - limit} more[/]")
         return ExitCode.OK
 
     return run_async(main)
+
+
+def instances_document(
+    endpoint: str,
+    region: str,
+    instances: Sequence[Instance],
+    online: Collection[str],
+    by_zone: Mapping[tuple[str, str], int],
+    *,
+    limit: int | None,
+) -> Document:
+    """`instances --json`: the counts by zone and state, and every instance (or the
+    first `--limit`)."""
+    listed = instances if limit is None else instances[:limit]
+    return {
+        "schema": SCHEMAS["instances"],
+        "endpoint": endpoint,
+        "region": region,
+        "total": len(instances),
+        "zones": [
+            {"zone_id": zone, "state": state, "count": count}
+            for (zone, state), count in sorted(by_zone.items())
+        ],
+        "instances": [
+            {
+                "instance_id": instance.instance_id,
+                "name": instance.name,
+                "zone_id": instance.zone_id,
+                "os_type": instance.os_type,
+                "status": instance.status.value,
+                "agent_online": instance.instance_id in online,
+                "tags": dict(sorted(instance.tags.items())),
+            }
+            for instance in listed
+        ],
+    }

@@ -23,10 +23,13 @@ from orchestrator.cli._approve import build_approver
 from orchestrator.cli._concurrency import check_live_runs, plan_lock, refuse_interrupted
 from orchestrator.cli._execute import Job, execute
 from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._json_output import CheckedFile, emit, plan_document, validate_document
 from orchestrator.cli._outputs import OutputOptions
+from orchestrator.cli._preview import COMMAND_QUOTA, INVOCATION_QUOTA, Preview, preview
 from orchestrator.cli._summary import LISTED
 from orchestrator.cli._wiring import Target, connect
-from orchestrator.ecs import DEFAULT_RATES, PATIENT_READS
+from orchestrator.ecs import PATIENT_READS
+from orchestrator.errors import Problem
 from orchestrator.journal import (
     PLAN_FILE,
     RunHeader,
@@ -49,7 +52,6 @@ from orchestrator.rollout import (
     PlanIdentity,
     order_for,
     shape_waves,
-    threshold_text,
 )
 from orchestrator.targets import Resolution, resolve
 
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from orchestrator.plan import Plan, Wave
+    from orchestrator.plan import Plan
     from orchestrator.rollout import ShapedWave
 
 
@@ -88,16 +90,27 @@ def script_dirs(args: argparse.Namespace) -> tuple[Path, ...]:
 def validate(args: argparse.Namespace) -> int:
     """Check plan files offline; exit 0 when all are valid, 2 otherwise."""
     console, errors = make_console(), make_console(stderr=True)
-    bad = 0
+    checked: list[CheckedFile] = []
     for name in args.plans:
         try:
             plan = load_plan(Path(name), script_dirs=script_dirs(args))
         except PlanError as exc:
-            bad += 1
-            _print_problems(errors, exc)
+            checked.append(CheckedFile(name, problems=_problems_of(name, exc)))
+            _print_problems(errors, exc)  # on stderr, with --json too: CI logs show them
         else:
-            console.print(f"{name}: ok ({plan.name}, {len(plan.waves)} waves)")
-    return ExitCode.USAGE if bad else ExitCode.OK
+            checked.append(CheckedFile(name, plan.name, len(plan.waves)))
+            if not args.json:
+                console.print(f"{name}: ok ({plan.name}, {len(plan.waves)} waves)")
+    if args.json:
+        emit(validate_document(checked))
+    return ExitCode.USAGE if any(c.problems for c in checked) else ExitCode.OK
+
+
+def _problems_of(name: str, error: PlanError) -> tuple[Problem, ...]:
+    """The error's problems; one made of it when it has none (a file that cannot be read)."""
+    if error.problems:
+        return error.problems
+    return (Problem(file=name, line=0, field=error.field, message=str(error), code=error.rule),)
 
 
 def _load(args: argparse.Namespace, errors: Console) -> tuple[Plan, str] | None:
@@ -118,7 +131,8 @@ def _print_resolution(console: Console, resolution: Resolution) -> None:
     )
 
 
-def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[str, str]) -> None:
+def _dry_run(console: Console, preview: Preview) -> None:
+    resolution = preview.resolution
     _print_resolution(console, resolution)
     for skipped in resolution.skipped[:LISTED]:
         console.print(
@@ -128,70 +142,51 @@ def _dry_run(console: Console, plan: Plan, resolution: Resolution, quotas: dict[
     if len(resolution.skipped) > LISTED:
         console.print(f"  [dim]... and {len(resolution.skipped) - LISTED} more[/]")
 
-    runnable = resolution.runnable
-    shaped = shape_waves(plan, runnable, order_for(plan.order))
-    waves = [wave.plan for wave in shaped]
-    table = Table(title=f"Waves (order: {plan.order})", title_justify="left")
+    table = Table(title=f"Waves (order: {preview.order})", title_justify="left")
     for column in ("wave", "size", "batches", "at once", "max_errors", "then", "zones"):
         left = column in {"wave", "zones", "then", "max_errors"}
         table.add_column(column, justify="left" if left else "right")
-    for position, wave in enumerate(shaped):
-        zones = sorted({i.zone_id for i in wave.plan.instances})
+    for wave in preview.waves:
         table.add_row(
-            wave.plan.name,
-            str(wave.plan.size),
-            str(len(wave.plan.batches)),
-            str(wave.cap) if wave.cap else "-",
-            threshold_text(wave.config.max_errors, wave.plan.size, wave.threshold),
-            _then(wave.config, last=position == len(shaped) - 1),
-            ", ".join(zones),
+            wave.name,
+            str(wave.size),
+            str(wave.batches),
+            str(wave.at_once) if wave.at_once else "-",
+            wave.threshold_text,
+            ", ".join(wave.then) or "-",
+            ", ".join(wave.zones),
         )
     console.print(table)
     console.print(
         "[dim]a wave halts the run at its (T+1)-th counted error (T = max_errors); "
-        f"on a breach: {plan.on_breach}; undelivered instances "
-        f"{'count' if plan.count_undelivered else 'do not count'}[/]"
+        f"on a breach: {preview.on_breach}; undelivered instances "
+        f"{'count' if preview.count_undelivered else 'do not count'}[/]"
     )
-    if waves and 0 < waves[0].size <= 2 and len(waves) > 1:  # noqa: PLR2004
+    if preview.small_canary:
         console.print(
-            f"[yellow]note:[/] a canary of {waves[0].size} instance(s) only catches a change "
-            "that fails everywhere"
+            f"[yellow]note:[/] a canary of {preview.waves[0].size} instance(s) only catches "
+            "a change that fails everywhere"
         )
 
-    batches = sum(len(w.batches) for w in waves)
-    batch_size = max((len(b.instances) for w in waves for b in w.batches), default=0)
-    cap = max((w.cap or 0 for w in shaped), default=0)
-    rates = {**DEFAULT_RATES, **plan.limits.qps}
+    batches = preview.run_commands
     console.print(
-        f"API calls: {batches} RunCommand (at most {batch_size} instances each), then "
+        f"API calls: {batches} RunCommand (at most {preview.batch_size} instances each), then "
         f"at least {batches} DescribeInvocationResults and shared DescribeInvocations polls"
     )
-    # As the run's own preflight counts: one per instance, plus one per verified one.
-    verified = sum(w.plan.size for w in shaped if w.config.verify is not None)
-    needed = len(runnable) + verified
+    verified = preview.verify_invocations
     console.print(
-        f"quota: {needed} invocations"
+        f"quota: {preview.invocations} invocations"
         + (f" ({verified} of them verify runs)" if verified else "")
-        + " of max-axt-invocation-daily "
-        f"{quotas.get('max-axt-invocation-daily', '?')}; "
-        f"{batches if plan.command.keep_command else 0} kept commands of "
-        f"max-axt-command-count {quotas.get('max-axt-command-count', '?')}"
+        + f" of max-axt-invocation-daily {preview.invocation_quota or '?'}; "
+        f"{preview.kept_commands} kept commands of "
+        f"max-axt-command-count {preview.command_quota or '?'}"
     )
     console.print(
-        f"time: dispatch takes at least {batches / rates['RunCommand']:.1f} s at "
-        f"{rates['RunCommand']:g} RunCommand/s; each instance may run up to "
-        f"{plan.command.timeout} s" + (f", {cap} at once" if cap else "")
+        f"time: dispatch takes at least {preview.dispatch_seconds:.1f} s at "
+        f"{preview.run_command_rate:g} RunCommand/s; each instance may run up to "
+        f"{preview.command_timeout} s" + (f", {preview.at_once} at once" if preview.at_once else "")
     )
     console.print("[dim]dry run: no RunCommand was sent[/]")
-
-
-def _then(wave: Wave, *, last: bool) -> str:
-    """What follows a wave once it passed: verify, pause, approval."""
-    steps = ["verify"] if wave.verify is not None else []
-    if not last:
-        steps += [f"pause {wave.pause:g}s"] if wave.pause else []
-        steps += ["approval"] if wave.approval else []
-    return ", ".join(steps) or "-"
 
 
 def dry_run(args: argparse.Namespace) -> int:
@@ -206,12 +201,17 @@ def dry_run(args: argparse.Namespace) -> int:
         async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
             # What `run` would refuse, the dry run refuses too.
             check_credentials_in_use(plan, conn.credentials_in_use)
-            console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
+            if not args.json:
+                console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
             attributes = await conn.client.describe_account_attributes(
-                ["max-axt-invocation-daily", "max-axt-command-count"], retry=PATIENT_READS
+                [INVOCATION_QUOTA, COMMAND_QUOTA], retry=PATIENT_READS
             )
-        _dry_run(console, plan, resolution, dict(attributes.values))
+        numbers = preview(plan, resolution, dict(attributes.values))
+        if args.json:
+            emit(plan_document(numbers, endpoint=conn.description, region=conn.region))
+        else:
+            _dry_run(console, numbers)
         return ExitCode.OK
 
     return run_async(main)
@@ -305,6 +305,7 @@ def start_run(args: argparse.Namespace, start: Start) -> int:
                     conn.region,
                     ignore_quota=args.ignore_quota,
                     script_dirs=script_dirs(args),
+                    output_dir=OutputOptions.of(args).output_dir,
                 ),
                 created_at=datetime.now(UTC),
                 instances=resolution.runnable,
@@ -345,7 +346,12 @@ def start_run(args: argparse.Namespace, start: Start) -> int:
 
 
 def target_record(
-    target: Target, region: str, *, ignore_quota: bool, script_dirs: tuple[Path, ...] = ()
+    target: Target,
+    region: str,
+    *,
+    ignore_quota: bool,
+    script_dirs: tuple[Path, ...] = (),
+    output_dir: Path | None = None,
 ) -> dict[str, str | None]:
     """Where the run's calls go, as the journal keeps it for a resume (never a secret:
     credentials are resolved again from the environment or the profile), and where the
@@ -357,4 +363,6 @@ def target_record(
         "profile": target.profile,
         "ignore_quota": "true" if ignore_quota else None,
         "script_dirs": os.pathsep.join(str(p) for p in script_dirs) if script_dirs else None,
+        # Where `--output-dir` kept each instance's whole output, for `orchestrator show`.
+        "output_dir": str(output_dir.resolve()) if output_dir is not None else None,
     }

@@ -33,6 +33,7 @@ from orchestrator.cli._approve import build_approver
 from orchestrator.cli._concurrency import check_live_runs, plan_lock
 from orchestrator.cli._execute import Job, execute, not_resumable, recorded_stop, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._json_output import emit, runs_document, status_document
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._recorded import recorded_plan
 from orchestrator.cli._rollout import plan_digest
@@ -280,8 +281,12 @@ def status(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     header = record.header
     run_dir = Path(args.state_dir) / "runs" / header.run_id
-    console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
     state = _state_text(record, run_dir, Path(args.state_dir))
+    in_flight = _in_flight(record)
+    if args.json:
+        emit(status_document(record, run_dir, state, [wave for _, wave in in_flight]))
+        return ExitCode.OK
+    console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
     console.print(f"state: {escape(state)}", soft_wrap=True)
     console.print(
         f"started {header.created_at:%Y-%m-%d %H:%M:%S}Z, last written "
@@ -290,7 +295,6 @@ def status(args: argparse.Namespace) -> int:
     table = Table(title="Waves", title_justify="left")
     for column in ("wave", "size", "state", *(o.value for o in Outcome), "running"):
         table.add_column(column, justify="left" if column in {"wave", "state"} else "right")
-    in_flight = _in_flight(record)
     for wave in record.waves:
         counts = wave.counts
         running = sum(1 for _, w in in_flight if w == wave.index)
@@ -348,6 +352,9 @@ def _state_text(record: JournalRecord, run_dir: Path, state_dir: Path | None = N
 def runs(args: argparse.Namespace) -> int:
     """Every run under the state dir, newest first."""
     console = make_console()
+    if args.json:
+        emit(runs_document(Path(args.state_dir)))
+        return ExitCode.OK
     listed = list_runs(Path(args.state_dir))
     if not listed:
         console.print(f"no runs under {escape(args.state_dir)}")
