@@ -81,7 +81,7 @@ def _heading(facts: RunFacts, collector: ReportCollector) -> list[str]:
     lines += ["; ".join(facts_line), ""]
     origin = facts.origin
     if origin.parent is not None:
-        only = f" ({', '.join(origin.only)})" if origin.only else ""
+        only = f" ({escape(', '.join(origin.only))})" if origin.only else ""
         lines += [f"{origin.kind} of run {escape(origin.parent)}{only}", ""]
     overrides = [f"--param {escape(name)}" for name in origin.params]
     overrides += [f"--limit {escape(selector)}" for selector in origin.limit]

@@ -10,6 +10,7 @@ process, so it outlives every run and counts every execution.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -97,7 +98,8 @@ async def test_a_retry_runs_exactly_the_failed_instances_and_names_its_parent(
     assert executions(sim) == dict.fromkeys((*BAD, *GOOD), 1)
 
     # No --endpoint: the calls go where the parent's went.
-    retried = await cli("retry", parent, home=tmp_path, sim=sim)
+    reports = tmp_path / "reports"
+    retried = await cli("retry", parent, "--report-dir", str(reports), home=tmp_path, sim=sim)
     assert retried.returncode == 1, retried  # they fail again: the fleet says so
     assert f"retry of {parent} (failed, undelivered, not_sent: 2 instances)" in retried.stdout
     child = run_id_of(retried.stdout)
@@ -110,6 +112,15 @@ async def test_a_retry_runs_exactly_the_failed_instances_and_names_its_parent(
     assert record.header.origin.only == ("failed", "undelivered", "not_sent")
     assert record.header.plan_text == journal_of(tmp_path, parent).header.plan_text
     assert {r.outcome for r in record.results.values()} == {Outcome.FAILED}
+    report = json.loads((reports / "report.json").read_text())
+    assert report["origin"] == {
+        "kind": "retry",
+        "parent": parent,
+        "only": ["failed", "undelivered", "not_sent"],
+    }
+    assert report["targets"]["selected"] == 2
+    summary = (reports / "summary.md").read_text()
+    assert f"retry of run {parent} (failed, undelivered, not\\_sent)" in summary, summary
 
     # A retry of the retry: its parent is the retry, and the same two run once more.
     again = await cli("retry", child, home=tmp_path, sim=sim)
