@@ -7,7 +7,7 @@ import os
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _recover, _rollout, _runs, _show, _sim
+from orchestrator.cli import _approve, _instances, _recover, _retry, _rollout, _runs, _show, _sim
 from orchestrator.cli._completion import DIRECTORY, FILE, SHELLS, completes, print_completion
 from orchestrator.cli._json_output import add_json_flag
 from orchestrator.cli._logging import configure_logging
@@ -26,6 +26,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "plan": _rollout.dry_run,
     "recover": _recover.recover,
     "resume": _runs.resume,
+    "retry": _retry.retry,
     "run": _rollout.run,
     "runs": _runs.runs,
     "show": _show.show,
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_rollout_commands(commands)
+    _add_retry_command(commands)
     _add_journal_commands(commands)
     _add_offline_commands(commands)
     return parser
@@ -171,6 +173,7 @@ def _add_rollout_commands(commands: _Commands) -> None:
         help="start a new run although the plan's last run here is interrupted "
         "(`orchestrator resume RUN` continues that one instead)",
     )
+    _add_overrides(run)
     _add_allow_concurrent(run)
     _add_output_options(run)
     _add_approvals(run)
@@ -209,6 +212,63 @@ def _add_rollout_commands(commands: _Commands) -> None:
     where.add_argument("--endpoint", help="endpoint URL")
     where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
     _add_state_dir(recover)
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    """--param and --limit: change a plan for one run without editing it."""
+    changes = parser.add_argument_group("overrides (recorded in the journal and the report)")
+    changes.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace the value of a parameter the plan declares (repeat for more); "
+        "reports name the parameter, never the value",
+    )
+    changes.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="SELECTOR",
+        help="only the plan's targets that match: an instance id (i-...), zone=ZONE or "
+        "tag=KEY=VALUE (repeat: any of them matches)",
+    )
+
+
+def _add_retry_command(commands: _Commands) -> None:
+    """retry: a new run of a finished run's plan where it did not succeed."""
+    retry = commands.add_parser(
+        "retry",
+        help="run a finished run's plan again on its instances that did not succeed",
+        description="Start a new run of RUN's plan (as its journal recorded it) on exactly "
+        "RUN's instances with the --only outcomes; one that succeeded is never among them. "
+        "Its calls go where RUN's went, unless --endpoint, --region or --profile say "
+        "otherwise. Nothing to retry: exit 0.",
+    )
+    retry.add_argument("run", metavar="RUN", help="the finished run's id")
+    retry.add_argument(
+        "--only",
+        metavar="OUTCOMES",
+        help="the outcomes to retry, comma-separated, of failed, undelivered, not_sent, "
+        "stopped (default: failed,undelivered,not_sent)",
+    )
+    where = retry.add_argument_group("where to send calls (default: where RUN's went)")
+    where.add_argument("--region", help="region id")
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    where.add_argument("--endpoint", help="endpoint URL")
+    retry.add_argument(
+        "--ignore-quota",
+        action="store_true",
+        help="start even if the daily invocation quota cannot cover the run",
+    )
+    retry.add_argument(
+        "--new",
+        action="store_true",
+        help="start although the plan's last run here is interrupted",
+    )
+    _add_allow_concurrent(retry)
+    _add_output_options(retry)
+    _add_approvals(retry)
 
 
 def _add_journal_commands(commands: _Commands) -> None:
@@ -278,6 +338,7 @@ def _add_offline_commands(commands: _Commands) -> None:
     add_json_flag(dry)
     _add_script_dirs(dry)
     _add_target_options(dry)
+    _add_overrides(dry)
 
     validate = commands.add_parser(
         "validate",

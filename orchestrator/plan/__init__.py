@@ -6,12 +6,14 @@ sent, and raise `PlanError` whose `problems` list everything wrong at once
 (`FILE:LINE: field: what is wrong (Code)`). The format is docs/plan-reference.md.
 `check_credentials_in_use(plan, credentials)` is the last check, once the credentials a
 run signs with are known: nothing the plan sends may hold them.
+`override_params(plan, values)` is the plan with `--param` values in place, checked again.
 """
 
 from orchestrator.errors import PlanError, Problem
 from orchestrator.plan._in_use import check_credentials_in_use
 from orchestrator.plan._load import load_plan, parse_plan, read_plan_text
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
+from orchestrator.plan._overrides import override_params, parse_param
 from orchestrator.plan._values import parse_amount
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "Wave",
     "check_credentials_in_use",
     "load_plan",
+    "override_params",
     "parse_amount",
+    "parse_param",
     "parse_plan",
     "read_plan_text",
 ]
