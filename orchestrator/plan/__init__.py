@@ -4,17 +4,22 @@
 every rule the RunCommand API enforces, and the plan's own rules, before anything is
 sent, and raise `PlanError` whose `problems` list everything wrong at once
 (`FILE:LINE: field: what is wrong (Code)`). The format is docs/plan-reference.md.
+`build_adhoc_plan(AdhocCommand(...))` makes a plan's text of `orchestrator exec`'s
+flags and checks it the same way, its problems pointed at the flags.
 `check_credentials_in_use(plan, credentials)` is the last check, once the credentials a
 run signs with are known: nothing the plan sends may hold them.
 """
 
 from orchestrator.errors import PlanError, Problem
+from orchestrator.plan._adhoc import AdhocCommand, AdhocPlan, build_adhoc_plan
 from orchestrator.plan._in_use import check_credentials_in_use
 from orchestrator.plan._load import load_plan, parse_plan, read_plan_text
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
 from orchestrator.plan._values import parse_amount
 
 __all__ = [
+    "AdhocCommand",
+    "AdhocPlan",
     "Amount",
     "Command",
     "Limits",
@@ -24,6 +29,7 @@ __all__ = [
     "Targets",
     "Verify",
     "Wave",
+    "build_adhoc_plan",
     "check_credentials_in_use",
     "load_plan",
     "parse_amount",
