@@ -224,7 +224,8 @@ async def test_print_plan_calls_nothing_and_is_the_plan_the_run_journals(
 
     ran = await cli("run", str(plan), home=tmp_path, sim=quick)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    executed = await cli("exec", *flags, "--yes", "--", "echo", "ok", home=tmp_path, sim=quick)
+    # Off a terminal nothing is asked, --yes or not: CI runs it as it is.
+    executed = await cli("exec", *flags, "--", "echo", "ok", home=tmp_path, sim=quick)
     assert executed.returncode == 0, executed.stdout + executed.stderr
 
     from_file, adhoc = run_id_of(ran.stdout), run_id_of(executed.stdout)
@@ -232,6 +233,7 @@ async def test_print_plan_calls_nothing_and_is_the_plan_the_run_journals(
     assert waves_of(tmp_path, adhoc) == [("canary", 2, 1), ("w1", 6, 1), ("w2", 4, 1)]
     header = read_journal(journal_path(tmp_path, adhoc)).header
     assert header.plan_text == text  # what --print-plan wrote is what the run keeps
+    assert "[y/N]" not in executed.stdout
     assert header.plan_path == "(exec)"
     assert header.origin.kind == "exec"
     counts = quick.simulation.execution_counts()
