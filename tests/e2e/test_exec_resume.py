@@ -98,7 +98,7 @@ async def until_line(process: Process, text: str) -> str:
     raise AssertionError(f"{text!r} never came:\n{seen}")
 
 
-async def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+async def cli(*args: str, home: Path) -> subprocess.CompletedProcess[bytes]:
     return await anyio.run_process(orchestrator(*args), env=env_for(home), check=False)
 
 
