@@ -19,7 +19,7 @@ from orchestrator.plan import AdhocCommand, PlanError, build_adhoc_plan, parse_p
 WEB = ("app=web",)
 # Every character but NUL and surrogates (no RunCommand field carries those).
 TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1
 ).filter(str.strip)
 
 
