@@ -213,18 +213,25 @@ def _add_exec_command(commands: _Commands) -> None:
     exe.add_argument(
         "script", nargs=argparse.REMAINDER, metavar="-- SCRIPT", help="the script, after --"
     )
-    where = exe.add_argument_group("which instances (tags AND instances; then zones, exclude)")
-    where.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    where.add_argument("--instance", action="append", default=[], metavar="ID")
-    where.add_argument("--zone", action="append", default=[], metavar="ZONE")
-    where.add_argument("--exclude", action="append", default=[], metavar="ID")
+    where = exe.add_argument_group(
+        "which instances: each --instance, and those with every --tag; then --zone, --exclude"
+    )
+    for flag, metavar, meaning in (
+        ("--tag", "KEY=VALUE", "instances with this tag (repeat: all must match)"),
+        ("--instance", "ID", "this instance too (repeat for more)"),
+        ("--zone", "ZONE", "only instances in this zone (repeat for more)"),
+        ("--exclude", "ID", "never this instance (repeat for more)"),
+    ):
+        where.add_argument(flag, action="append", default=[], metavar=metavar, help=meaning)
     what = exe.add_argument_group("the command (docs/plan-reference.md, command:)")
     what.add_argument("--script", dest="script_file", metavar="FILE", help="instead of -- SCRIPT")
     what.add_argument("--type", help="RunShellScript (default), RunBatScript, RunPowerShellScript")
     what.add_argument("--timeout", metavar="SECONDS", help="per instance (default 60)")
     what.add_argument("--user", help="the user it runs as (default: the agent's)")
-    what.add_argument("--working-dir", metavar="DIR")
-    what.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    what.add_argument("--working-dir", metavar="DIR", help="the directory it runs in")
+    what.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="fills {{KEY}}"
+    )
     waves = exe.add_argument_group("waves and gates (each applies to every wave)")
     waves.add_argument("--canary", metavar="N", help="a first wave of N (or N%%), then the rest")
     waves.add_argument("--waves", metavar="SIZES", help="wave sizes, e.g. 1,10%%,100%%")
@@ -237,8 +244,12 @@ def _add_exec_command(commands: _Commands) -> None:
     exe.add_argument("-y", "--yes", action="store_true", help="do not ask on a terminal")
     _add_script_dirs(exe)
     _add_target_options(exe)
-    exe.add_argument("--ignore-quota", action="store_true", help="as for run")
-    exe.add_argument("--new", action="store_true", help="as for run")
+    exe.add_argument(
+        "--ignore-quota", action="store_true", help="start even if the daily quota cannot cover it"
+    )
+    exe.add_argument(
+        "--new", action="store_true", help="start anew although its last run is interrupted"
+    )
     _add_allow_concurrent(exe)
     _add_output_options(exe)
     _add_approvals(exe)

@@ -26,8 +26,7 @@ from rich.markup import escape
 from orchestrator.cli._exit import ExitCode, make_console
 from orchestrator.cli._rollout import Start, script_dirs, start_run
 from orchestrator.journal import RunOrigin
-from orchestrator.plan import AdhocCommand, PlanError, build_adhoc_plan
-from orchestrator.plan._adhoc import SOURCE_NAME
+from orchestrator.plan import ADHOC_PLAN_PATH, AdhocCommand, PlanError, build_adhoc_plan
 
 if TYPE_CHECKING:
     import argparse
@@ -89,7 +88,7 @@ def exec_command(args: argparse.Namespace) -> int:
         sys.stdout.write(adhoc.text)  # as it is: no markup, no wrapping
         return ExitCode.OK
     ask = _Question(adhoc.plan.command.type) if not args.yes and _on_a_terminal() else None
-    start = Start(adhoc.plan, adhoc.text, plan_path=SOURCE_NAME, origin=EXEC, confirm=ask)
+    start = Start(adhoc.plan, adhoc.text, plan_path=ADHOC_PLAN_PATH, origin=EXEC, confirm=ask)
     code = start_run(args, start)
     # start_run says "nothing was sent" when the seam says no; the operator answered.
     return ExitCode.OK if ask is not None and ask.declined else code

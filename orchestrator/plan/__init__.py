@@ -11,13 +11,14 @@ run signs with are known: nothing the plan sends may hold them.
 """
 
 from orchestrator.errors import PlanError, Problem
-from orchestrator.plan._adhoc import AdhocCommand, AdhocPlan, build_adhoc_plan
+from orchestrator.plan._adhoc import ADHOC_PLAN_PATH, AdhocCommand, AdhocPlan, build_adhoc_plan
 from orchestrator.plan._in_use import check_credentials_in_use
 from orchestrator.plan._load import load_plan, parse_plan, read_plan_text
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
 from orchestrator.plan._values import parse_amount
 
 __all__ = [
+    "ADHOC_PLAN_PATH",
     "AdhocCommand",
     "AdhocPlan",
     "Amount",

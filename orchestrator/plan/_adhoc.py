@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from orchestrator.errors import Problem
     from orchestrator.plan._model import Plan
 
-SOURCE_NAME: Final = "(exec)"  # the plan's "file": what the journal records as its path
+ADHOC_PLAN_PATH: Final = "(exec)"  # the plan's "file": what the journal records as its path
 NAME_PREFIX: Final = "exec-"
 _INTEGER: Final = re.compile(r"[+-]?\d+")
 _DECIMAL: Final = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -131,7 +131,7 @@ def build_adhoc_plan(
         raise PlanError.of([script, *flags.syntax])
     if flags.syntax:
         raise PlanError.of(flags.syntax)
-    source = base / SOURCE_NAME
+    source = base / ADHOC_PLAN_PATH
     content = command.script
     if command.script_file is not None:
         # The loader reads the file as it reads a plan's `script:`, with its confinement
