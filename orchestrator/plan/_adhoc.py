@@ -126,9 +126,9 @@ def build_adhoc_plan(
     `script_dirs`), as a plan file's directory is for its `script:`."""
     flags = FlagMap()
     pairs = _pairs(command, flags)
-    script = _script_source(command)
-    if script is not None:
-        raise PlanError.of([script, *flags.syntax])
+    no_script = _script_source(command)
+    if no_script is not None:
+        raise PlanError.of([no_script, *flags.syntax])
     if flags.syntax:
         raise PlanError.of(flags.syntax)
     source = base / ADHOC_PLAN_PATH
