@@ -45,6 +45,7 @@ ADHOC_PLAN_PATH: Final = "(exec)"  # the plan's "file": what the journal records
 NAME_PREFIX: Final = "exec-"
 _INTEGER: Final = re.compile(r"[+-]?\d+")
 _DECIMAL: Final = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_OTHER_BREAKS: Final = re.compile("[\r\x85\u2028\u2029]")  # line breaks to YAML, not \n
 _SHOWN_SCRIPT: Final = 60  # characters of the script the header's command line shows
 
 
@@ -298,7 +299,9 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
+    # PyYAML writes a NEL or a line separator as is in a plain or single-quoted string,
+    # where the reader folds it into a space: only double quotes (`\N`) keep them.
+    style = '"' if _OTHER_BREAKS.search(value) else "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -306,19 +309,36 @@ def _represent_flow(dumper: yaml.SafeDumper, value: _Flow) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", value, flow_style=True)
 
 
+class _QuotedDumper(_Dumper):
+    """Every string double-quoted: escapes for all that is not plain text, always exact."""
+
+
+def _represent_quoted(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+
+
 _Dumper.add_representer(str, _represent_text)
 _Dumper.add_representer(_Flow, _represent_flow)
+_QuotedDumper.add_representer(str, _represent_quoted)
 
 
-def _text(command: AdhocCommand, document: dict[str, Any]) -> str:
-    body = yaml.dump(
+def _dump(document: dict[str, Any], *, quoted: bool = False) -> str:
+    return yaml.dump(
         document,
-        Dumper=_Dumper,
+        Dumper=_QuotedDumper if quoted else _Dumper,
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,
         width=1 << 20,  # never fold a long line: the script stays as written
     )
+
+
+def _text(command: AdhocCommand, document: dict[str, Any]) -> str:
+    body = _dump(document)
+    # The text must mean exactly what the flags say. Read back, it does, or every string
+    # is written double-quoted.
+    if yaml.safe_load(body) != document:
+        body = _dump(document, quoted=True)
     header = (
         "# A plan made by `orchestrator exec` from this command line:\n"
         f"#   {command.command_line()}\n"

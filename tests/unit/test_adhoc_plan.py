@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from orchestrator.plan import AdhocCommand, PlanError, build_adhoc_plan, parse_plan
@@ -24,6 +24,8 @@ TEXT = st.text(
 
 
 @given(script=TEXT)
+@example(script="0\x85")  # NEL: PyYAML writes it bare where a reader folds it to a space
+@example(script="a\u2028b\r\nc\n  trailing  \n")
 def test_the_content_is_the_script_byte_for_byte(script: str):
     built = build_adhoc_plan(AdhocCommand(script=script, tags=WEB), base=Path.cwd())
     assert built.plan.command.content == script
@@ -32,6 +34,7 @@ def test_the_content_is_the_script_byte_for_byte(script: str):
 
 
 @given(value=TEXT)
+@example(value="0\x85")
 def test_no_flag_value_writes_yaml_of_its_own(value: str):
     """A tag value is a tag value, whatever it holds; the header stays a comment."""
     command = AdhocCommand(script="uptime", tags=(f"app={value}",), user="root")
