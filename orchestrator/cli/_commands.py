@@ -7,7 +7,17 @@ import os
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _recover, _retry, _rollout, _runs, _show, _sim
+from orchestrator.cli import (
+    _approve,
+    _exec,
+    _instances,
+    _recover,
+    _retry,
+    _rollout,
+    _runs,
+    _show,
+    _sim,
+)
 from orchestrator.cli._completion import DIRECTORY, FILE, SHELLS, completes, print_completion
 from orchestrator.cli._json_output import add_json_flag
 from orchestrator.cli._logging import configure_logging
@@ -22,6 +32,7 @@ if TYPE_CHECKING:
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "approve": _approve.approve,
     "completion": lambda args: print_completion(build_parser(), args.shell),
+    "exec": _exec.exec_command,
     "instances": _instances.run,
     "plan": _rollout.dry_run,
     "recover": _recover.recover,
@@ -147,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_rollout_commands(commands)
     _add_retry_command(commands)
+    _add_exec_command(commands)
     _add_journal_commands(commands)
     _add_offline_commands(commands)
     return parser
@@ -269,6 +281,60 @@ def _add_retry_command(commands: _Commands) -> None:
     _add_allow_concurrent(retry)
     _add_output_options(retry)
     _add_approvals(retry)
+
+
+def _add_exec_command(commands: _Commands) -> None:
+    """exec: one command on the fleet without a plan file (docs/operator-commands.md)."""
+    exe = commands.add_parser(
+        "exec",
+        help="run one command without a plan file: exec --tag app=web -- uptime",
+        description="Run SCRIPT (everything after --) on the selected instances, as a run "
+        "of the plan these flags make: checked like a plan, journalled (status, stop and "
+        "resume work on it), one live run per command. On a terminal it asks first.",
+    )
+    exe.add_argument(
+        "script", nargs=argparse.REMAINDER, metavar="-- SCRIPT", help="the script, after --"
+    )
+    where = exe.add_argument_group(
+        "which instances: each --instance, and those with every --tag; then --zone, --exclude"
+    )
+    for flag, metavar, meaning in (
+        ("--tag", "KEY=VALUE", "instances with this tag (repeat: all must match)"),
+        ("--instance", "ID", "this instance too (repeat for more)"),
+        ("--zone", "ZONE", "only instances in this zone (repeat for more)"),
+        ("--exclude", "ID", "never this instance (repeat for more)"),
+    ):
+        where.add_argument(flag, action="append", default=[], metavar=metavar, help=meaning)
+    what = exe.add_argument_group("the command (docs/plan-reference.md, command:)")
+    what.add_argument("--script", dest="script_file", metavar="FILE", help="instead of -- SCRIPT")
+    what.add_argument("--type", help="RunShellScript (default), RunBatScript, RunPowerShellScript")
+    what.add_argument("--timeout", metavar="SECONDS", help="per instance (default 60)")
+    what.add_argument("--user", help="the user it runs as (default: the agent's)")
+    what.add_argument("--working-dir", metavar="DIR", help="the directory it runs in")
+    what.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="fills {{KEY}}"
+    )
+    waves = exe.add_argument_group("waves and gates (each applies to every wave)")
+    waves.add_argument("--canary", metavar="N", help="a first wave of N (or N%%), then the rest")
+    waves.add_argument("--waves", metavar="SIZES", help="wave sizes, e.g. 1,10%%,100%%")
+    waves.add_argument("--max-errors", metavar="N|P%", help="errors a wave tolerates (0)")
+    waves.add_argument("--max-concurrency", metavar="N|P%", help="instances of a wave at once")
+    exe.add_argument("--name", help="the plan's name (default: exec- and a digest of the command)")
+    exe.add_argument(
+        "--print-plan", action="store_true", help="print the plan as YAML and stop (no call)"
+    )
+    exe.add_argument("-y", "--yes", action="store_true", help="do not ask on a terminal")
+    _add_script_dirs(exe)
+    _add_target_options(exe)
+    exe.add_argument(
+        "--ignore-quota", action="store_true", help="start even if the daily quota cannot cover it"
+    )
+    exe.add_argument(
+        "--new", action="store_true", help="start anew although its last run is interrupted"
+    )
+    _add_allow_concurrent(exe)
+    _add_output_options(exe)
+    _add_approvals(exe)
 
 
 def _add_journal_commands(commands: _Commands) -> None:
