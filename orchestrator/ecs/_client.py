@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs import codes
+from orchestrator.ecs._credentials import Credentials
 from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
+from orchestrator.ecs._providers import CredentialsProvider, StaticProvider
 from orchestrator.ecs._requests import (
     RunCommandRequest,
     encode_describe_account_attributes,
@@ -48,13 +50,12 @@ from orchestrator.ecs._responses import (
     decode_run_command,
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
-from orchestrator.ecs._signing import sign_v1, sign_v3
-from orchestrator.errors import ApiError, MalformedResponse, Throttled, Withdrawn
+from orchestrator.ecs._signing import sign_call
+from orchestrator.errors import ApiError, AuthError, MalformedResponse, Throttled, Withdrawn
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-    from orchestrator.ecs._credentials import Credentials
     from orchestrator.ecs._ratelimit import RateLimiter
 
 T = TypeVar("T")
@@ -65,6 +66,7 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
 ASSISTANT_STATUS_CHUNK: Final = 50
 USER_AGENT: Final = "orchestrator/0.1.0"
+EXPIRED_TOKEN: Final = "InvalidSecurityToken.Expired"  # noqa: S105 (a code)
 
 # Every action this client can call, and so every permission a run needs: the RAM policy
 # of docs/ram-policy.json grants exactly these (a test compares), so a new call cannot
@@ -116,13 +118,15 @@ class EcsClient:
     `on_retry` is told about every retry (the run path counts throttles with it).
     `rate_limiter`, when given, is asked before EVERY attempt of every call (retries
     included) and told which attempts were throttled and which were answered.
+    `credentials` are fixed keys or a provider (`_providers.py`) asked before every
+    attempt, which renews temporary credentials ahead of their expiry.
     """
 
     def __init__(
         self,
         endpoint: str,
         session: Session,
-        credentials: Credentials,
+        credentials: Credentials | CredentialsProvider,
         *,
         region_id: str,
         clock: Clock = _SYSTEM_CLOCK,
@@ -143,7 +147,9 @@ class EcsClient:
         self._http = HttpSender(
             session, endpoint, request_timeout=request_timeout, max_answer_bytes=max_answer_bytes
         )
-        self._credentials = credentials
+        self._provider: CredentialsProvider = (
+            StaticProvider(credentials) if isinstance(credentials, Credentials) else credentials
+        )
         self.region_id = region_id
         self._clock = clock
         self._signature_version = signature_version
@@ -170,7 +176,7 @@ class EcsClient:
     def __repr__(self) -> str:
         return (
             f"EcsClient(endpoint={self.endpoint!r}, region_id={self.region_id!r}, "
-            f"access_key_id={self._credentials.access_key_id!r}, "
+            f"credentials={self._provider.description!r}, "
             f"signature_version={self._signature_version!r})"
         )
 
@@ -389,21 +395,21 @@ class EcsClient:
             if not sent and proceed is not None and not proceed():
                 raise Withdrawn(f"{action} withdrawn before it was sent")
             sent = True
-            query, headers = self._sign(action, full)  # signed after the wait: fresh time
+            creds = await self._provider.credentials()
             try:
-                answer = await self._http.send(action, query, headers)
-            except Throttled:
+                return await self._send(action, full, creds)
+            except AuthError as exc:
+                if exc.code != EXPIRED_TOKEN:
+                    raise
+                # Refused for an expired token: the endpoint did nothing (authentication
+                # comes before acting), so sending again, even a RunCommand without a
+                # ClientToken, cannot run anything twice. Once, with fresh credentials.
+                fresh = await self._provider.refreshed(creds)
+                if fresh == creds:
+                    raise
                 if limiter is not None:
-                    limiter.throttled(action)
-                raise
-            except ApiError:
-                # Any other answer shows the endpoint is not throttling us.
-                if limiter is not None:
-                    limiter.succeeded(action)
-                raise
-            if limiter is not None:
-                limiter.succeeded(action)
-            return answer
+                    await limiter.acquire(action)
+                return await self._send(action, full, fresh)
 
         return await retry_call(
             attempt,
@@ -414,26 +420,32 @@ class EcsClient:
             on_retry=self._on_retry,
         )
 
+    async def _send(self, action: Action, params: Mapping[str, str], creds: Credentials) -> Answer:
+        """One attempt signed with `creds`, its outcome told to the rate limiter."""
+        limiter = self._rate_limiter
+        query, headers = self._sign(action, params, creds)  # after the wait: fresh time
+        try:
+            answer = await self._http.send(action, query, headers)
+        except Throttled:
+            if limiter is not None:
+                limiter.throttled(action)
+            raise
+        except ApiError:
+            # Any other answer shows the endpoint is not throttling us.
+            if limiter is not None:
+                limiter.succeeded(action)
+            raise
+        if limiter is not None:
+            limiter.succeeded(action)
+        return answer
+
     def _sign(
-        self, action: Action, params: Mapping[str, str]
+        self, action: Action, params: Mapping[str, str], creds: Credentials
     ) -> tuple[Mapping[str, str], Mapping[str, str]]:
         """(query, headers) for one attempt, with a fresh nonce and timestamp."""
-        creds = self._credentials
         token = creds.security_token.reveal() if creds.security_token is not None else None
-        timestamp, nonce = self._wall_clock(), self._nonce_factory()
-        if self._signature_version == "v1":
-            query = sign_v1(
-                action=action,
-                version=codes.API_VERSION,
-                params=params,
-                access_key_id=creds.access_key_id,
-                access_key_secret=creds.access_key_secret.reveal(),
-                security_token=token,
-                timestamp=timestamp,
-                nonce=nonce,
-            )
-            return query, {"accept": "application/json", "user-agent": USER_AGENT}
-        headers = sign_v3(
+        return sign_call(
+            self._signature_version,
             action=action,
             version=codes.API_VERSION,
             host=self._http.host,
@@ -441,11 +453,10 @@ class EcsClient:
             access_key_id=creds.access_key_id,
             access_key_secret=creds.access_key_secret.reveal(),
             security_token=token,
-            timestamp=timestamp,
-            nonce=nonce,
-            extra_headers={"user-agent": USER_AGENT},
+            timestamp=self._wall_clock(),
+            nonce=self._nonce_factory(),
+            user_agent=USER_AGENT,
         )
-        return params, headers
 
     @staticmethod
     def _decode(action: Action, answer: Answer, decode: Callable[[Mapping[str, Any]], T]) -> T:
