@@ -51,10 +51,17 @@ from orchestrator.ecs._responses import (
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
 from orchestrator.ecs._signing import sign_call
-from orchestrator.errors import ApiError, AuthError, MalformedResponse, Throttled, Withdrawn
+from orchestrator.errors import (
+    ApiError,
+    AuthError,
+    CredentialsError,
+    MalformedResponse,
+    Throttled,
+    Withdrawn,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
     from orchestrator.ecs._ratelimit import RateLimiter
 
@@ -66,6 +73,7 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
 ASSISTANT_STATUS_CHUNK: Final = 50
 USER_AGENT: Final = "orchestrator/0.1.0"
+CREDENTIALS_UNAVAILABLE: Final = "Credentials.Unavailable"  # ours: no call was sent
 EXPIRED_TOKEN: Final = "InvalidSecurityToken.Expired"  # noqa: S105 (a code)
 
 # Every action this client can call, and so every permission a run needs: the RAM policy
@@ -395,7 +403,7 @@ class EcsClient:
             if not sent and proceed is not None and not proceed():
                 raise Withdrawn(f"{action} withdrawn before it was sent")
             sent = True
-            creds = await self._provider.credentials()
+            creds = await self._credentials(action, self._provider.credentials())
             try:
                 return await self._send(action, full, creds)
             except AuthError as exc:
@@ -404,7 +412,7 @@ class EcsClient:
                 # Refused for an expired token: the endpoint did nothing (authentication
                 # comes before acting), so sending again, even a RunCommand without a
                 # ClientToken, cannot run anything twice. Once, with fresh credentials.
-                fresh = await self._provider.refreshed(creds)
+                fresh = await self._credentials(action, self._provider.refreshed(creds))
                 if fresh == creds:
                     raise
                 if limiter is not None:
@@ -419,6 +427,15 @@ class EcsClient:
             action=action,
             on_retry=self._on_retry,
         )
+
+    @staticmethod
+    async def _credentials(action: Action, getting: Awaitable[Credentials]) -> Credentials:
+        """Credentials from the provider; if it cannot renew them, an `AuthError` for
+        `action`, which was not sent: a refusal like a revoked key, never a lost answer."""
+        try:
+            return await getting
+        except CredentialsError as exc:
+            raise AuthError(CREDENTIALS_UNAVAILABLE, str(exc), action=action) from None
 
     async def _send(self, action: Action, params: Mapping[str, str], creds: Credentials) -> Answer:
         """One attempt signed with `creds`, its outcome told to the rate limiter."""

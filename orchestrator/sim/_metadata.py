@@ -44,6 +44,11 @@ class CredentialServices:
         self._wall_clock = wall_clock
         self._tokens: dict[str, float] = {}  # IMDSv2 token -> expiry (POSIX seconds)
 
+    @property
+    def tokens(self) -> list[str]:
+        """The IMDSv2 tokens handed out (secrets: tests hunt them in every output)."""
+        return list(self._tokens)
+
     def add_routes(self, app: web.Application) -> None:
         """Register the routes on the simulator's app."""
         app.router.add_put(METADATA_TOKEN_PATH, self._token)

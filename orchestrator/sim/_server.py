@@ -52,6 +52,7 @@ class RunningSimulator:
     stats: Stats = field(repr=False)
     keys: KeyStore = field(repr=False)
     sts: StsService = field(repr=False)
+    credential_services: CredentialServices = field(repr=False)
     https_url: str | None = None
 
     @property
@@ -130,6 +131,7 @@ async def serve(
                 stats=stats,
                 keys=keys,
                 sts=sts,
+                credential_services=services,
                 https_url=https_url,
             )
         finally:

@@ -100,6 +100,7 @@ class StsService:
         self._keys = keys
         self._wall_clock = wall_clock
         self._role_of: dict[str, str] = {}  # issued access key id -> role name
+        self.issued: list[Issued] = []  # everything handed out (tests hunt its secrets)
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -114,7 +115,7 @@ class StsService:
         expires_at = self._wall_clock() + timedelta(seconds=ttl)
         key = self._keys.issue_sts(ttl)
         self._role_of[key.access_key_id] = role_name
-        return Issued(
+        issued = Issued(
             role_name,
             {
                 "AccessKeyId": key.access_key_id,
@@ -124,6 +125,8 @@ class StsService:
                 "Expiration": expires_at.strftime(_EXPIRATION_FORMAT),
             },
         )
+        self.issued.append(issued)
+        return issued
 
     # --- AssumeRole --------------------------------------------------------------------
 

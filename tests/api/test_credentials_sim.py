@@ -239,3 +239,22 @@ async def test_static_keys_refused_as_expired_are_not_resent(sim: RunningSimulat
     with pytest.raises(AuthError, match=r"InvalidSecurityToken\.Expired"):
         [i async for i in client.describe_instances()]
     assert sim.stats.count("DescribeInstances", "InvalidSecurityToken.Expired") == 1
+
+
+async def test_credentials_that_cannot_be_renewed_refuse_the_call_unsent(
+    sim: RunningSimulator, session
+):
+    """A provider that fails (the role was deleted) makes the call an AuthError of its
+    own code, with nothing sent: a refusal, never a maybe-lost RunCommand."""
+
+    async def fetch() -> Temporary:
+        raise CredentialsError(f"AssumeRole of {DEPLOYER} refused: NoPermission")
+
+    client = EcsClient(
+        sim.url, session, RefreshingProvider(fetch, description="gone"), region_id=sim.region
+    )
+    with pytest.raises(AuthError) as excinfo:
+        [i async for i in client.describe_instances()]
+    assert excinfo.value.code == "Credentials.Unavailable"
+    assert DEPLOYER in str(excinfo.value)
+    assert sim.stats.count("DescribeInstances") == 0
