@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs import codes
+from orchestrator.ecs._attempt import Attempts
 from orchestrator.ecs._credentials import Credentials
 from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
 from orchestrator.ecs._providers import CredentialsProvider, StaticProvider
@@ -50,18 +51,13 @@ from orchestrator.ecs._responses import (
     decode_run_command,
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
-from orchestrator.ecs._signing import sign_call
 from orchestrator.errors import (
-    ApiError,
-    AuthError,
-    CredentialsError,
     MalformedResponse,
-    Throttled,
     Withdrawn,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from orchestrator.ecs._ratelimit import RateLimiter
 
@@ -72,9 +68,6 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # DescribeCloudAssistantStatus: 50 IDs per call, the older documented limit (DOC21);
 # newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
 ASSISTANT_STATUS_CHUNK: Final = 50
-USER_AGENT: Final = "orchestrator/0.1.0"
-CREDENTIALS_UNAVAILABLE: Final = "Credentials.Unavailable"  # ours: no call was sent
-EXPIRED_TOKEN: Final = "InvalidSecurityToken.Expired"  # noqa: S105 (a code)
 
 # Every action this client can call, and so every permission a run needs: the RAM policy
 # of docs/ram-policy.json grants exactly these (a test compares), so a new call cannot
@@ -155,21 +148,25 @@ class EcsClient:
         self._http = HttpSender(
             session, endpoint, request_timeout=request_timeout, max_answer_bytes=max_answer_bytes
         )
-        self._provider: CredentialsProvider = (
+        provider: CredentialsProvider = (
             StaticProvider(credentials) if isinstance(credentials, Credentials) else credentials
         )
         self.region_id = region_id
         self._clock = clock
         self._signature_version = signature_version
         self._retry = retry
-        self._nonce_factory = nonce_factory
         # Jitter only needs to be unpredictable across clients, not secure.
         self._rng = rng if rng is not None else random.Random()  # noqa: S311
         self._on_retry = on_retry
-        # The endpoint checks the signed timestamp against real time (15 min skew), so
-        # signing reads the wall clock, not the policy clock that paces retries.
-        self._wall_clock = wall_clock
         self._rate_limiter = rate_limiter
+        self._attempts = Attempts(
+            self._http,
+            provider,
+            signature_version=signature_version,
+            nonce_factory=nonce_factory,
+            wall_clock=wall_clock,
+            rate_limiter=rate_limiter,
+        )
 
     @property
     def endpoint(self) -> str:
@@ -184,7 +181,7 @@ class EcsClient:
     def __repr__(self) -> str:
         return (
             f"EcsClient(endpoint={self.endpoint!r}, region_id={self.region_id!r}, "
-            f"credentials={self._provider.description!r}, "
+            f"credentials={self._attempts.provider.description!r}, "
             f"signature_version={self._signature_version!r})"
         )
 
@@ -393,86 +390,21 @@ class EcsClient:
         proceed: Callable[[], bool] | None = None,
     ) -> Answer:
         full = {**params, "RegionId": self.region_id}
-        limiter = self._rate_limiter
         sent = False
 
-        async def attempt() -> Answer:
+        def may_send() -> None:
             nonlocal sent
-            if limiter is not None:
-                await limiter.acquire(action)
             if not sent and proceed is not None and not proceed():
                 raise Withdrawn(f"{action} withdrawn before it was sent")
             sent = True
-            creds = await self._credentials(action, self._provider.credentials())
-            try:
-                return await self._send(action, full, creds)
-            except AuthError as exc:
-                if exc.code != EXPIRED_TOKEN:
-                    raise
-                # Refused for an expired token: the endpoint did nothing (authentication
-                # comes before acting), so sending again, even a RunCommand without a
-                # ClientToken, cannot run anything twice. Once, with fresh credentials.
-                fresh = await self._credentials(action, self._provider.refreshed(creds))
-                if fresh == creds:
-                    raise
-                if limiter is not None:
-                    await limiter.acquire(action)
-                return await self._send(action, full, fresh)
 
         return await retry_call(
-            attempt,
+            lambda: self._attempts.attempt(action, full, may_send=may_send),
             policy=policy,
             clock=self._clock,
             rng=self._rng,
             action=action,
             on_retry=self._on_retry,
-        )
-
-    @staticmethod
-    async def _credentials(action: Action, getting: Awaitable[Credentials]) -> Credentials:
-        """Credentials from the provider; if it cannot renew them, an `AuthError` for
-        `action`, which was not sent: a refusal like a revoked key, never a lost answer."""
-        try:
-            return await getting
-        except CredentialsError as exc:
-            raise AuthError(CREDENTIALS_UNAVAILABLE, str(exc), action=action) from None
-
-    async def _send(self, action: Action, params: Mapping[str, str], creds: Credentials) -> Answer:
-        """One attempt signed with `creds`, its outcome told to the rate limiter."""
-        limiter = self._rate_limiter
-        query, headers = self._sign(action, params, creds)  # after the wait: fresh time
-        try:
-            answer = await self._http.send(action, query, headers)
-        except Throttled:
-            if limiter is not None:
-                limiter.throttled(action)
-            raise
-        except ApiError:
-            # Any other answer shows the endpoint is not throttling us.
-            if limiter is not None:
-                limiter.succeeded(action)
-            raise
-        if limiter is not None:
-            limiter.succeeded(action)
-        return answer
-
-    def _sign(
-        self, action: Action, params: Mapping[str, str], creds: Credentials
-    ) -> tuple[Mapping[str, str], Mapping[str, str]]:
-        """(query, headers) for one attempt, with a fresh nonce and timestamp."""
-        token = creds.security_token.reveal() if creds.security_token is not None else None
-        return sign_call(
-            self._signature_version,
-            action=action,
-            version=codes.API_VERSION,
-            host=self._http.host,
-            params=params,
-            access_key_id=creds.access_key_id,
-            access_key_secret=creds.access_key_secret.reveal(),
-            security_token=token,
-            timestamp=self._wall_clock(),
-            nonce=self._nonce_factory(),
-            user_agent=USER_AGENT,
         )
 
     @staticmethod

@@ -15,21 +15,24 @@ message; no error holds the request (its signature, the caller's token, the OIDC
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from orchestrator.clock import SystemClock
 from orchestrator.ecs import codes
 from orchestrator.ecs._credentials import Credentials
-from orchestrator.ecs._http import HttpSender, one_line
+from orchestrator.ecs._http import Answer, HttpSender, one_line
 from orchestrator.ecs._providers import Temporary, utc_now
+from orchestrator.ecs._retry import RetryPolicy, retry_call
 from orchestrator.ecs._signing import format_timestamp, sign_v1
 from orchestrator.errors import ApiError, CredentialsError, TransportError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
     from orchestrator.ecs._http import Session
@@ -40,6 +43,9 @@ ENV_STS_REGION: Final = "ALIBABA_CLOUD_STS_REGION"
 ENV_VPC_ENDPOINT_ENABLED: Final = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"
 DEFAULT_STS_HOST: Final = "sts.aliyuncs.com"
 _TIMEOUT: Final = 20.0  # seconds, the deadline of an ECS attempt too
+_RETRY: Final = RetryPolicy()
+_SYSTEM_CLOCK: Final = SystemClock()
+_JITTER: Final = random.Random()  # noqa: S311 - backoff jitter, not a secret
 _EXPIRATION_FORMATS: Final = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -96,19 +102,23 @@ async def assume_role(
         params["ExternalId"] = external_id
     if policy:
         params["Policy"] = policy
-    creds = await base.credentials()
-    token = creds.security_token.reveal() if creds.security_token is not None else None
-    query = sign_v1(
-        action="AssumeRole",
-        version=codes.STS_API_VERSION,
-        params=params,
-        access_key_id=creds.access_key_id,
-        access_key_secret=creds.access_key_secret.reveal(),
-        security_token=token,
-        timestamp=wall_clock(),
-        nonce=uuid.uuid4().hex,
-    )
-    answer = await _send(session, endpoint, "AssumeRole", query, role_arn)
+
+    async def signed() -> Mapping[str, str]:
+        # Signed afresh for every attempt: a retry with the same nonce would be refused.
+        creds = await base.credentials()
+        token = creds.security_token.reveal() if creds.security_token is not None else None
+        return sign_v1(
+            action="AssumeRole",
+            version=codes.STS_API_VERSION,
+            params=params,
+            access_key_id=creds.access_key_id,
+            access_key_secret=creds.access_key_secret.reveal(),
+            security_token=token,
+            timestamp=wall_clock(),
+            nonce=uuid.uuid4().hex,
+        )
+
+    answer = await _send(session, endpoint, "AssumeRole", signed, role_arn)
     return temporary_from(answer.get("Credentials"), what=f"AssumeRole of {role_arn}")
 
 
@@ -137,11 +147,10 @@ async def assume_role_with_oidc(
         raise CredentialsError(f"the OIDC token file {token_file} is empty")
     if on_token is not None:
         on_token(oidc_token)
-    query = {
+    params = {
         "Action": "AssumeRoleWithOIDC",
         "Version": codes.STS_API_VERSION,
         "Format": "JSON",
-        "Timestamp": format_timestamp(wall_clock()),
         "RoleArn": role_arn,
         "OIDCProviderArn": provider_arn,
         "OIDCToken": oidc_token,
@@ -149,21 +158,41 @@ async def assume_role_with_oidc(
         "DurationSeconds": str(duration_seconds),
     }
     if policy:
-        query["Policy"] = policy
-    answer = await _send(session, endpoint, "AssumeRoleWithOIDC", query, role_arn)
+        params["Policy"] = policy
+
+    async def unsigned() -> Mapping[str, str]:
+        return params | {"Timestamp": format_timestamp(wall_clock())}
+
+    answer = await _send(session, endpoint, "AssumeRoleWithOIDC", unsigned, role_arn)
     return temporary_from(answer.get("Credentials"), what=f"AssumeRoleWithOIDC of {role_arn}")
 
 
 async def _send(
-    session: Session, endpoint: str, action: str, query: Mapping[str, str], role_arn: str
+    session: Session,
+    endpoint: str,
+    action: str,
+    query: Callable[[], Awaitable[Mapping[str, str]]],
+    role_arn: str,
 ) -> Mapping[str, Any]:
+    """One STS call, retried as the ECS calls are when STS throttles, fails (5xx) or
+    the answer is lost: assuming a role twice only issues a second session."""
     try:
         sender = HttpSender(session, endpoint, request_timeout=_TIMEOUT)
     except ValueError as exc:
         raise CredentialsError(f"{ENV_STS_ENDPOINT}: {exc}") from None
     headers = {"accept": "application/json", "user-agent": "orchestrator"}
+
+    async def attempt() -> Answer:
+        return await sender.send(action, await query(), headers)
+
     try:
-        answer = await sender.send(action, query, headers)
+        answer = await retry_call(
+            attempt,
+            policy=_RETRY,
+            clock=_SYSTEM_CLOCK,
+            rng=_JITTER,
+            action=action,
+        )
     except ApiError as exc:
         raise CredentialsError(
             f"{action} of {role_arn} refused by {sender.endpoint}: {exc.code}: {exc.message}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from orchestrator.ecs import Credentials, Secret, resolve_credentials
+from orchestrator.ecs._metadata import metadata_endpoint
 from orchestrator.ecs._sources import (
     AssumeRoleSource,
     MetadataSource,
@@ -17,6 +18,7 @@ from orchestrator.ecs._sources import (
     UriSource,
     describe,
 )
+from orchestrator.ecs._sts import sts_endpoint
 from orchestrator.errors import CredentialsError
 
 if TYPE_CHECKING:
@@ -422,3 +424,27 @@ def test_a_uri_source_never_shows_its_query() -> None:
     source = UriSource("https://creds.example/get?token=uri-secret-value")
     assert "uri-secret-value" not in repr(source)
     assert "uri-secret-value" not in describe(source)
+
+
+@pytest.mark.parametrize(
+    ("environ", "sts_region", "expected"),
+    [
+        ({}, None, "https://sts.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_REGION": "cn-beijing"}, None, "https://sts.cn-beijing.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_REGION": "cn-beijing"}, "cn-shanghai", "https://sts.cn-shanghai.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED": "true"}, "cn-hangzhou", "https://sts-vpc.cn-hangzhou.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_ENDPOINT": "sts-vpc.cn-hangzhou.aliyuncs.com"}, "x", "https://sts-vpc.cn-hangzhou.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_ENDPOINT": "http://127.0.0.1:8080/"}, None, "http://127.0.0.1:8080"),
+    ],
+)  # fmt: skip
+def test_sts_endpoint_as_the_official_tools_choose_it(
+    environ: dict[str, str], sts_region: str | None, expected: str
+) -> None:
+    assert sts_endpoint(environ, sts_region) == expected
+
+
+def test_metadata_endpoint_defaults_to_the_real_service() -> None:
+    assert metadata_endpoint({}) == "http://100.100.100.200"
+    assert metadata_endpoint({"ORCHESTRATOR_ECS_METADATA_ENDPOINT": "http://127.0.0.1:9/"}) == (
+        "http://127.0.0.1:9"
+    )
