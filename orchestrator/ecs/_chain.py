@@ -122,10 +122,10 @@ def resolve_credentials(
         return ResolvedCredentials(*profile_source(path, None))
     role = environ.get(ENV_ECS_METADATA)
     if role and environ.get(ENV_ECS_METADATA_DISABLED, "").lower() != "true":
-        return ResolvedCredentials(MetadataSource(role), None, f"{ENV_ECS_METADATA}")
+        return ResolvedCredentials(MetadataSource(role), None, ENV_ECS_METADATA)
     uri = environ.get(ENV_CREDENTIALS_URI)
     if uri:
-        return ResolvedCredentials(UriSource(uri), None, f"{ENV_CREDENTIALS_URI}")
+        return ResolvedCredentials(UriSource(uri), None, ENV_CREDENTIALS_URI)
     raise CredentialsError(
         f"no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (and "
         f"{ENV_SECURITY_TOKEN} for STS), or {', '.join(_OIDC_VARIABLES)} for a role "

@@ -158,4 +158,9 @@ async def run_forever(
             print_fn(f"access key secret: {DEFAULT_ACCESS_KEY_SECRET} (the public default)")
         else:
             print_fn("access key secret: the one in the fleet file")
+        if fleet.sts.roles:
+            print_fn(
+                f"STS (AssumeRole, AssumeRoleWithOIDC), the metadata service and "
+                f"{sim.url}/_sim/credentials-uri: same URL (ALIBABA_CLOUD_STS_ENDPOINT={sim.url})"
+            )
         await anyio.sleep_forever()
