@@ -77,7 +77,11 @@ class Connection:
     def credentials_in_use(self) -> dict[str, str]:
         """The secret parts by what they are, for `check_credentials_in_use`."""
         names = ("the access key secret", "the security token")
-        return dict(zip(names, self.secrets, strict=False))
+        named = dict(zip(names, self.secrets, strict=False))
+        # After those two: the source's own tokens (an OIDC token, a metadata token).
+        for n, value in enumerate(self.secrets[len(names) :], start=1):
+            named[f"the credential source's token {n}"] = value
+        return named
 
 
 @asynccontextmanager

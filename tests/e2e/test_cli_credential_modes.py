@@ -96,3 +96,20 @@ async def test_a_run_longer_than_its_credentials_life_completes(tmp_path: Path) 
         assert done.returncode == 0, done.stdout + done.stderr
         assert sim.stats.count("AssumeRole", "ok") > 1
         assert sim.stats.count("RunCommand", "ok") == 1
+
+
+async def test_a_plan_holding_the_oidc_token_is_refused(tmp_path: Path, sim: RunningSimulator):
+    """The OIDC token is a credential in use too: a plan that would send it exits 2
+    before any RunCommand, naming what it holds, never the value."""
+    extra = setup_mode("OIDC-environment", tmp_path, sim)
+    token = (tmp_path / "oidc-token").read_text()
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.replace("echo ok", f"echo {token}"))
+    done = await cli(
+        "run", str(plan), "--endpoint", sim.url, "--region", sim.region,
+        home=tmp_path, sim=sim, extra=extra,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "command.content: holds the credential source's token 1" in done.stderr
+    assert token not in done.stdout + done.stderr
+    assert sim.stats.count("RunCommand") == 0

@@ -151,3 +151,12 @@ async def test_credentials_uri(sim: RunningSimulator):
     provider = URLCredentialsProvider(uri=f"{sim.url}/_sim/credentials-uri")
     await _sign_ecs_calls(sim, await _obtain(provider))
     assert sim.stats.count("CredentialsURI", "ok") >= 1
+
+
+@pytest.mark.skip(
+    reason="the library's EcsRamRole provider reads the fixed host 100.100.100.200 over "
+    "http; it cannot be pointed at the simulator (our own provider can: "
+    "ORCHESTRATOR_ECS_METADATA_ENDPOINT, tested in tests/api/test_credentials_sim.py)"
+)
+async def test_ecs_ram_role() -> None:
+    """Not run: see the reason."""
