@@ -2,7 +2,10 @@
 
 It builds the clock, the HTTP session, the credentials and the ECS client, pointed at the
 region's endpoint, an explicit endpoint, or a simulator started in-process on a free
-loopback port.
+loopback port. Credentials come from the chain (`orchestrator.ecs.resolve_credentials`)
+as a provider that renews temporary ones during the run; every secret it obtains (each
+refreshed key secret and token, an OIDC token, a metadata token) is registered with the
+log redactor the moment it arrives.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from orchestrator.cli._logging import register_secret
 from orchestrator.clock import Clock, ScaledClock, SystemClock
 from orchestrator.ecs import (
     Credentials,
     EcsClient,
     RateLimiter,
+    RefreshingProvider,
+    build_provider,
     endpoint_for_region,
     resolve_credentials,
 )
@@ -62,14 +68,20 @@ class Connection:
     description: str
     endpoint: str
     # The credential's secret parts, the access key secret then the security token (if
-    # any), for the log redactor and the plan's check: never printed or stored.
+    # any), then any other secret the source used (an OIDC token), for the log redactor
+    # and the plan's check: never printed or stored. Those of later refreshes are
+    # registered with the redactor as they arrive.
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def credentials_in_use(self) -> dict[str, str]:
         """The secret parts by what they are, for `check_credentials_in_use`."""
         names = ("the access key secret", "the security token")
-        return dict(zip(names, self.secrets, strict=False))
+        named = dict(zip(names, self.secrets, strict=False))
+        # After those two: the source's own tokens (an OIDC token, a metadata token).
+        for n, value in enumerate(self.secrets[len(names) :], start=1):
+            named[f"the credential source's token {n}"] = value
+        return named
 
 
 @asynccontextmanager
@@ -115,21 +127,35 @@ async def connect(
                 )
             endpoint = target.endpoint or endpoint_for_region(region)
             clock = SystemClock()
+            extra: list[str] = []  # secrets other than the key's (OIDC, metadata tokens)
+
+            def on_secret(value: str) -> None:
+                register_secret(value)
+                extra.append(value)
+
+            provider = build_provider(
+                resolved.spec, session, environ=os.environ, on_secret=on_secret
+            )
+            if isinstance(provider, RefreshingProvider):
+                stack.push_async_callback(provider.aclose)
+            # Fetched now: a role that cannot be assumed fails before anything is sent.
+            first = await provider.credentials()
+            token = first.security_token
+            secrets = (
+                first.access_key_secret.reveal(),
+                *((token.reveal(),) if token is not None else ()),
+            )
+            secrets += tuple(value for value in extra if value not in secrets)
             client = EcsClient(
                 endpoint,
                 session,
-                resolved.credentials,
+                provider,
                 region_id=region,
                 clock=clock,
                 rate_limiter=RateLimiter(clock, rates),
                 request_timeout=REQUEST_DEADLINE,
             )
             description = endpoint
-            token = resolved.credentials.security_token
-            secrets = (
-                resolved.credentials.access_key_secret.reveal(),
-                *((token.reveal(),) if token is not None else ()),
-            )
         yield Connection(
             client=client,
             clock=clock,

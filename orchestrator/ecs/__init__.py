@@ -4,14 +4,17 @@ Import from here; the `_modules` are private. `orchestrator.ecs.codes` (the API 
 is the one submodule others import directly.
 """
 
+from orchestrator.ecs._build import build_provider
+from orchestrator.ecs._chain import ResolvedCredentials, resolve_credentials
 from orchestrator.ecs._client import DEFAULT_RETRY, EcsClient, endpoint_for_region
-from orchestrator.ecs._credentials import (
-    Credentials,
-    ResolvedCredentials,
-    Secret,
-    resolve_credentials,
-)
+from orchestrator.ecs._credentials import Credentials, Secret
 from orchestrator.ecs._http import Session
+from orchestrator.ecs._providers import (
+    CredentialsProvider,
+    RefreshingProvider,
+    StaticProvider,
+    Temporary,
+)
 from orchestrator.ecs._ratelimit import (
     DEFAULT_RATES,
     RateLimiter,
@@ -38,6 +41,7 @@ __all__ = [
     "AccountAttributes",
     "CloudAssistantStatus",
     "Credentials",
+    "CredentialsProvider",
     "EcsClient",
     "Instance",
     "Invocation",
@@ -45,6 +49,7 @@ __all__ = [
     "InvocationResult",
     "RateLimiter",
     "RateLimiterStats",
+    "RefreshingProvider",
     "ResolvedCredentials",
     "RetryDetails",
     "RetryPolicy",
@@ -52,8 +57,11 @@ __all__ = [
     "RunCommandResult",
     "Secret",
     "Session",
+    "StaticProvider",
+    "Temporary",
     "ThrottleNotice",
     "bucket_of",
+    "build_provider",
     "endpoint_for_region",
     "error_code_of",
     "resolve_credentials",

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs import codes
+from orchestrator.ecs._attempt import Attempts
+from orchestrator.ecs._credentials import Credentials
 from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
+from orchestrator.ecs._providers import CredentialsProvider, StaticProvider
 from orchestrator.ecs._requests import (
     RunCommandRequest,
     encode_describe_account_attributes,
@@ -48,13 +51,14 @@ from orchestrator.ecs._responses import (
     decode_run_command,
 )
 from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
-from orchestrator.ecs._signing import sign_v1, sign_v3
-from orchestrator.errors import ApiError, MalformedResponse, Throttled, Withdrawn
+from orchestrator.errors import (
+    MalformedResponse,
+    Withdrawn,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-    from orchestrator.ecs._credentials import Credentials
     from orchestrator.ecs._ratelimit import RateLimiter
 
 T = TypeVar("T")
@@ -64,7 +68,6 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # DescribeCloudAssistantStatus: 50 IDs per call, the older documented limit (DOC21);
 # newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
 ASSISTANT_STATUS_CHUNK: Final = 50
-USER_AGENT: Final = "orchestrator/0.1.0"
 
 # Every action this client can call, and so every permission a run needs: the RAM policy
 # of docs/ram-policy.json grants exactly these (a test compares), so a new call cannot
@@ -116,13 +119,15 @@ class EcsClient:
     `on_retry` is told about every retry (the run path counts throttles with it).
     `rate_limiter`, when given, is asked before EVERY attempt of every call (retries
     included) and told which attempts were throttled and which were answered.
+    `credentials` are fixed keys or a provider (`_providers.py`) asked before every
+    attempt, which renews temporary credentials ahead of their expiry.
     """
 
     def __init__(
         self,
         endpoint: str,
         session: Session,
-        credentials: Credentials,
+        credentials: Credentials | CredentialsProvider,
         *,
         region_id: str,
         clock: Clock = _SYSTEM_CLOCK,
@@ -143,19 +148,25 @@ class EcsClient:
         self._http = HttpSender(
             session, endpoint, request_timeout=request_timeout, max_answer_bytes=max_answer_bytes
         )
-        self._credentials = credentials
+        provider: CredentialsProvider = (
+            StaticProvider(credentials) if isinstance(credentials, Credentials) else credentials
+        )
         self.region_id = region_id
         self._clock = clock
         self._signature_version = signature_version
         self._retry = retry
-        self._nonce_factory = nonce_factory
         # Jitter only needs to be unpredictable across clients, not secure.
         self._rng = rng if rng is not None else random.Random()  # noqa: S311
         self._on_retry = on_retry
-        # The endpoint checks the signed timestamp against real time (15 min skew), so
-        # signing reads the wall clock, not the policy clock that paces retries.
-        self._wall_clock = wall_clock
         self._rate_limiter = rate_limiter
+        self._attempts = Attempts(
+            self._http,
+            provider,
+            signature_version=signature_version,
+            nonce_factory=nonce_factory,
+            wall_clock=wall_clock,
+            rate_limiter=rate_limiter,
+        )
 
     @property
     def endpoint(self) -> str:
@@ -170,7 +181,7 @@ class EcsClient:
     def __repr__(self) -> str:
         return (
             f"EcsClient(endpoint={self.endpoint!r}, region_id={self.region_id!r}, "
-            f"access_key_id={self._credentials.access_key_id!r}, "
+            f"credentials={self._attempts.provider.description!r}, "
             f"signature_version={self._signature_version!r})"
         )
 
@@ -379,73 +390,22 @@ class EcsClient:
         proceed: Callable[[], bool] | None = None,
     ) -> Answer:
         full = {**params, "RegionId": self.region_id}
-        limiter = self._rate_limiter
         sent = False
 
-        async def attempt() -> Answer:
+        def may_send() -> None:
             nonlocal sent
-            if limiter is not None:
-                await limiter.acquire(action)
             if not sent and proceed is not None and not proceed():
                 raise Withdrawn(f"{action} withdrawn before it was sent")
             sent = True
-            query, headers = self._sign(action, full)  # signed after the wait: fresh time
-            try:
-                answer = await self._http.send(action, query, headers)
-            except Throttled:
-                if limiter is not None:
-                    limiter.throttled(action)
-                raise
-            except ApiError:
-                # Any other answer shows the endpoint is not throttling us.
-                if limiter is not None:
-                    limiter.succeeded(action)
-                raise
-            if limiter is not None:
-                limiter.succeeded(action)
-            return answer
 
         return await retry_call(
-            attempt,
+            lambda: self._attempts.attempt(action, full, may_send=may_send),
             policy=policy,
             clock=self._clock,
             rng=self._rng,
             action=action,
             on_retry=self._on_retry,
         )
-
-    def _sign(
-        self, action: Action, params: Mapping[str, str]
-    ) -> tuple[Mapping[str, str], Mapping[str, str]]:
-        """(query, headers) for one attempt, with a fresh nonce and timestamp."""
-        creds = self._credentials
-        token = creds.security_token.reveal() if creds.security_token is not None else None
-        timestamp, nonce = self._wall_clock(), self._nonce_factory()
-        if self._signature_version == "v1":
-            query = sign_v1(
-                action=action,
-                version=codes.API_VERSION,
-                params=params,
-                access_key_id=creds.access_key_id,
-                access_key_secret=creds.access_key_secret.reveal(),
-                security_token=token,
-                timestamp=timestamp,
-                nonce=nonce,
-            )
-            return query, {"accept": "application/json", "user-agent": USER_AGENT}
-        headers = sign_v3(
-            action=action,
-            version=codes.API_VERSION,
-            host=self._http.host,
-            params=params,
-            access_key_id=creds.access_key_id,
-            access_key_secret=creds.access_key_secret.reveal(),
-            security_token=token,
-            timestamp=timestamp,
-            nonce=nonce,
-            extra_headers={"user-agent": USER_AGENT},
-        )
-        return params, headers
 
     @staticmethod
     def _decode(action: Action, answer: Answer, decode: Callable[[Mapping[str, Any]], T]) -> T:

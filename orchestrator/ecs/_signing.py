@@ -16,7 +16,7 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -201,3 +201,46 @@ def sign_v3(
         f"SignedHeaders={';'.join(names)},Signature={signature}"
     )
     return headers
+
+
+def sign_call(
+    signature_version: Literal["v1", "v3"],
+    *,
+    action: str,
+    version: str,
+    host: str,
+    params: Mapping[str, str],
+    access_key_id: str,
+    access_key_secret: str,
+    security_token: str | None,
+    timestamp: datetime,
+    nonce: str,
+    user_agent: str,
+) -> tuple[Mapping[str, str], Mapping[str, str]]:
+    """(query, headers) of a call signed with `signature_version`: V1 signs the query,
+    V3 the headers (the query is `params` as given)."""
+    if signature_version == "v1":
+        query = sign_v1(
+            action=action,
+            version=version,
+            params=params,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            security_token=security_token,
+            timestamp=timestamp,
+            nonce=nonce,
+        )
+        return query, {"accept": "application/json", "user-agent": user_agent}
+    headers = sign_v3(
+        action=action,
+        version=version,
+        host=host,
+        params=params,
+        access_key_id=access_key_id,
+        access_key_secret=access_key_secret,
+        security_token=security_token,
+        timestamp=timestamp,
+        nonce=nonce,
+        extra_headers={"user-agent": user_agent},
+    )
+    return params, headers

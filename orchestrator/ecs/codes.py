@@ -13,6 +13,9 @@ from types import MappingProxyType
 from typing import Final
 
 API_VERSION: Final = "2014-05-26"
+# STS, the RPC API temporary credentials come from (the official credentials library's).
+STS_API_VERSION: Final = "2015-04-01"
+STS_ACTIONS: Final = frozenset({"AssumeRole", "AssumeRoleWithOIDC"})
 
 # --- limits -------------------------------------------------------------------------
 # SEED: InstanceId.N 1..50. SDK 7.11.8 says 1..100 where the account's quota allows;

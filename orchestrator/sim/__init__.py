@@ -18,6 +18,8 @@ from orchestrator.sim._spec import (
     KeySpec,
     ThrottleSpec,
 )
+from orchestrator.sim._sts import StsService, oidc_provider_arn, oidc_token, role_arn
+from orchestrator.sim._sts_fleet import OidcProviderSpec, RoleSpec, StsSpec
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",
@@ -29,11 +31,18 @@ __all__ = [
     "FleetSpec",
     "HistorySpec",
     "KeySpec",
+    "OidcProviderSpec",
+    "RoleSpec",
     "RunningSimulator",
     "Simulation",
+    "StsService",
+    "StsSpec",
     "ThrottleSpec",
     "default_fleet",
     "load_fleet",
+    "oidc_provider_arn",
+    "oidc_token",
+    "role_arn",
     "run_forever",
     "serve",
 ]

@@ -23,6 +23,7 @@ from aiohttp import web
 from orchestrator.sim._auth import Authenticator, KeyStore, WallClock, utc_now
 from orchestrator.sim._faults import FaultDecision, FaultKind, Faults
 from orchestrator.sim._protocol import Call, Handler, SimApiError
+from orchestrator.sim._sts import UNSIGNED_ACTIONS
 from orchestrator.sim._throttle import Throttle
 from orchestrator.sim._wire import (
     ParsedRequest,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from orchestrator.clock import Clock
+    from orchestrator.sim._metadata import CredentialServices
     from orchestrator.sim._spec import FaultSpec, KeySpec, ThrottleSpec
 
 _log = logging.getLogger(__name__)
@@ -106,9 +108,11 @@ def create_app(
     region: str,
     executions: Callable[[], Mapping[str, Mapping[str, int]]] | None = None,
     stats: Stats | None = None,
+    credential_services: CredentialServices | None = None,
 ) -> web.Application:
     """The simulator app. `wall_clock` (real time, not the scaled clock) checks request
-    timestamps and nonces; `clock` (the simulation's) drives throttling and latency."""
+    timestamps and nonces; `clock` (the simulation's) drives throttling and latency.
+    `credential_services` adds the metadata and credentials-URI routes."""
     key_store = keys if isinstance(keys, KeyStore) else KeyStore(keys, wall_clock=wall_clock)
     state = AppState(
         handlers=handlers,
@@ -130,6 +134,8 @@ def create_app(
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/executions", _executions)
+    if credential_services is not None:
+        credential_services.add_routes(app)
     app.on_startup.append(_make_shutdown_event)
     app.on_shutdown.append(_release_stalls)
     return app
@@ -163,7 +169,9 @@ async def _api(request: web.Request) -> web.StreamResponse:
 async def _admit(state: AppState, parsed: ParsedRequest) -> tuple[str, FaultDecision]:
     """Everything before acting: the checks that refuse a call, and pre-act faults."""
     check_call(parsed, state.handlers)
-    access_key_id = state.authenticator.authenticate(parsed)
+    # AssumeRoleWithOIDC carries no signature: its OIDC token is checked by the handler.
+    unsigned = parsed.action in UNSIGNED_ACTIONS
+    access_key_id = "" if unsigned else state.authenticator.authenticate(parsed)
     state.throttle.check(parsed.action, access_key_id)
     decision = state.faults.decide(parsed.action)
     if decision.latency > 0:

@@ -35,6 +35,7 @@ from orchestrator.sim._spec import (
     ResourceGroupState,
     ThrottleSpec,
 )
+from orchestrator.sim._sts_fleet import StsSpec, parse_sts
 
 OsType = Literal["linux", "windows"]
 AgentState = Literal["online", "offline", "not_installed"]
@@ -98,6 +99,7 @@ class FleetSpec:
     run_command_latency: float = 0.0  # simulation seconds a RunCommand takes to accept
     account: AccountSpec = field(default_factory=AccountSpec)
     history: HistorySpec = field(default_factory=HistorySpec)
+    sts: StsSpec = field(default_factory=StsSpec)  # roles, OIDC providers (_sts_fleet.py)
 
 
 def load_fleet(source: Path | str) -> FleetSpec:
@@ -137,7 +139,7 @@ def _parse(root: Node) -> FleetSpec:
     root.only(
         "region", "account_id", "seed", "time_scale", "keys", "throttle", "faults", "quotas",
         "instances", "generate", "behaviour", "agent_mode", "local_concurrency",
-        "run_command_latency", "account", "history",
+        "run_command_latency", "account", "history", "sts",
     )  # fmt: skip
     region = root.str_("region", "cn-hangzhou")
     seed = root.integer("seed", 0)
@@ -166,6 +168,7 @@ def _parse(root: Node) -> FleetSpec:
         run_command_latency=root.number("run_command_latency", 0.0),
         account=_account(root.child("account"), region),
         history=_history(root.child("history")),
+        sts=parse_sts(root.child("sts")),
     )
 
 

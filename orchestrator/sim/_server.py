@@ -20,11 +20,14 @@ from orchestrator.clock import Clock, ScaledClock
 from orchestrator.sim._app import Stats, create_app
 from orchestrator.sim._auth import KeyStore, utc_now
 from orchestrator.sim._faults import Faults
+from orchestrator.sim._metadata import CredentialServices
 from orchestrator.sim._simulation import Simulation
 from orchestrator.sim._spec import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, KeySpec
+from orchestrator.sim._sts import StsService
 from orchestrator.sim._throttle import Throttle
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator, Callable
 
     from orchestrator.sim._fleet import FleetSpec
@@ -36,7 +39,8 @@ _SHUTDOWN_TIMEOUT: Final = 5.0
 @dataclass(frozen=True, slots=True)
 class RunningSimulator:
     """A simulator serving on `url`. Sign requests with `access_key_id` and
-    `access_key_secret` (the first key of the fleet)."""
+    `access_key_secret` (the first key of the fleet). With an SSL context, the same
+    app (ECS, STS, metadata, URI) is served over HTTPS too, on `https_url`."""
 
     url: str
     access_key_id: str
@@ -47,6 +51,9 @@ class RunningSimulator:
     throttle: Throttle = field(repr=False)
     stats: Stats = field(repr=False)
     keys: KeyStore = field(repr=False)
+    sts: StsService = field(repr=False)
+    credential_services: CredentialServices = field(repr=False)
+    https_url: str | None = None
 
     @property
     def access_key_secret(self) -> str:
@@ -74,8 +81,11 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     clock: Clock | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[RunningSimulator]:
-    """Serve `fleet` on `host:port` until the block exits."""
+    """Serve `fleet` on `host:port` until the block exits; with `ssl_context`, over
+    HTTPS as well, on another free port (STS clients such as the official credentials
+    library speak only HTTPS)."""
     sim_clock: Clock = clock if clock is not None else ScaledClock(fleet.time_scale)
     key_specs = fleet.keys or (KeySpec(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),)
     # Signatures are checked against real wall time: clients sign with it, not with the
@@ -84,9 +94,11 @@ async def serve(
     faults = Faults(fleet.faults)
     throttle = Throttle(fleet.throttle, sim_clock)
     stats = Stats()
+    sts = StsService(fleet.sts, account_id=fleet.account_id, keys=keys, wall_clock=utc_now)
+    services = CredentialServices(sts, fleet.sts, stats=stats, wall_clock=utc_now)
     async with Simulation(fleet, sim_clock) as simulation:
         app = create_app(
-            simulation.handlers,
+            {**simulation.handlers, **sts.handlers},
             keys=keys,
             throttle=throttle,
             faults=faults,
@@ -95,6 +107,7 @@ async def serve(
             region=fleet.region,
             executions=simulation.execution_counts,
             stats=stats,
+            credential_services=services,
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -103,6 +116,10 @@ async def serve(
             await site.start()
             bound_host, bound_port = runner.addresses[0][:2]
             url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+            https_url = None
+            if ssl_context is not None:
+                await web.TCPSite(runner, host, 0, ssl_context=ssl_context).start()
+                https_url = f"https://{url_host}:{runner.addresses[1][1]}"
             yield RunningSimulator(
                 url=f"http://{url_host}:{bound_port}",
                 access_key_id=key_specs[0].access_key_id,
@@ -113,6 +130,9 @@ async def serve(
                 throttle=throttle,
                 stats=stats,
                 keys=keys,
+                sts=sts,
+                credential_services=services,
+                https_url=https_url,
             )
         finally:
             with anyio.CancelScope(shield=True):
@@ -138,4 +158,9 @@ async def run_forever(
             print_fn(f"access key secret: {DEFAULT_ACCESS_KEY_SECRET} (the public default)")
         else:
             print_fn("access key secret: the one in the fleet file")
+        if fleet.sts.roles:
+            print_fn(
+                f"STS (AssumeRole, AssumeRoleWithOIDC), the metadata service and "
+                f"{sim.url}/_sim/credentials-uri: same URL (ALIBABA_CLOUD_STS_ENDPOINT={sim.url})"
+            )
         await anyio.sleep_forever()

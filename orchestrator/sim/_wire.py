@@ -153,7 +153,9 @@ def check_call(parsed: ParsedRequest, known_actions: Collection[str]) -> None:
     if parsed.action not in known_actions:
         raise SimApiError("InvalidAction.NotFound")
     # An absent Version is accepted: V3 sends it only as x-acs-version, which is read too.
-    if parsed.version is not None and parsed.version != codes.API_VERSION:
+    # STS shares the wire (it is another RPC API) but has a version of its own.
+    expected = codes.STS_API_VERSION if parsed.action in codes.STS_ACTIONS else codes.API_VERSION
+    if parsed.version is not None and parsed.version != expected:
         raise SimApiError("InvalidVersion")
 
 

@@ -26,6 +26,15 @@ from orchestrator.ecs import Credentials, EcsClient
 from orchestrator.errors import OrchestratorError
 from orchestrator.sim import RunningSimulator, load_fleet, serve
 from orchestrator.testing import ManualClock
+from tests.e2e.credential_modes import (
+    MODES,
+    OIDC_KEY,
+    OWNER_SECRET,
+    fleet_text,
+    setup_mode,
+)
+from tests.e2e.credential_modes import PLAN as MODE_PLAN
+from tests.e2e.credential_modes import cli as mode_cli
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -174,3 +183,54 @@ async def test_no_secret_in_logs_or_tracebacks_of_failing_calls(sim: RunningSimu
         assert_clean("".join(traceback.format_exception(failure)), "a traceback")
     assert_clean(repr(credentials), "the credentials' repr")
     assert_clean(lines.getvalue(), "the log lines")
+
+
+# --- every credential mode: role sessions, OIDC tokens, the metadata answer --------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_no_secret_of_any_credential_mode_in_any_output(tmp_path: Path, mode: str):
+    """A run with `mode` (its credentials renewed on the way), at debug level with
+    reports, then status and runs: no secret the mode handled appears in what was
+    printed or in a file the runs wrote: the role session's secret and token of every
+    refresh, the OIDC token, the metadata service's token and answer, the owner's key,
+    the OIDC provider's key."""
+    fleet = load_fleet(fleet_text(ttl=3, time_scale=0.5, duration=6))
+    async with serve(fleet) as sim:
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(MODE_PLAN)
+        extra = setup_mode(mode, tmp_path, sim)
+        where = ("--endpoint", sim.url, "--region", sim.region)
+        printed = []
+        for args in (
+            ("run", str(plan), "-v", "--log-format", "json", "--report-dir",
+             str(tmp_path / "reports"), "--output-dir", str(tmp_path / "outputs"), *where),
+            ("status",),
+            ("runs",),
+        ):  # fmt: skip
+            done = await mode_cli(*args, home=tmp_path, sim=sim, extra=extra)
+            printed.append(done.stdout + done.stderr)
+        assert '"event": "run.finished"' in printed[0], printed[0]
+        assert '"event": "credentials.refreshed"' in printed[0]  # renewed during the run
+        hunted = [OWNER_SECRET, OIDC_KEY, *sim.credential_services.tokens]
+        for issued in sim.sts.issued:
+            hunted += [issued.answer["AccessKeySecret"], issued.answer["SecurityToken"]]
+        token_path = tmp_path / "oidc-token"
+        if token_path.exists():
+            hunted.append(token_path.read_text())
+        assert len(sim.sts.issued) > 1
+    for n, text in enumerate(printed):
+        for secret in hunted:
+            assert secret not in text, f"a secret leaked into the output of command {n}"
+    # The files the mode itself reads hold secrets by design; everything else may not.
+    own = {token_path, tmp_path / ".aliyun" / "config.json", plan}
+    assert_no_other_file_holds(tmp_path, own, hunted)
+
+
+def assert_no_other_file_holds(home: Path, own: set[Path], hunted: list[str]) -> None:
+    files = [path for path in home.rglob("*") if path.is_file() and path not in own]
+    assert any(path.name == "report.json" for path in files)
+    for path in files:
+        data = path.read_bytes()
+        for secret in hunted:
+            assert secret.encode() not in data, f"a secret leaked into {path}"

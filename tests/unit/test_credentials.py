@@ -9,6 +9,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from orchestrator.ecs import Credentials, Secret, resolve_credentials
+from orchestrator.ecs._metadata import metadata_endpoint
+from orchestrator.ecs._sources import (
+    AssumeRoleSource,
+    MetadataSource,
+    OidcSource,
+    StaticSource,
+    UriSource,
+    describe,
+)
+from orchestrator.ecs._sts import sts_endpoint
 from orchestrator.errors import CredentialsError
 
 if TYPE_CHECKING:
@@ -31,6 +41,10 @@ def _ak(name: str, key_id: str = "LTAI-file", **extra: str) -> dict[str, str]:
         "access_key_id": key_id,
         "access_key_secret": SECRET,
     } | extra
+
+
+def _ram(name: str, **extra: str) -> dict[str, str]:
+    return _ak(name, mode="RamRoleArn", ram_role_arn=f"acs:ram::1:role/{name}") | extra
 
 
 def _refused(excinfo: pytest.ExceptionInfo[CredentialsError]) -> str:
@@ -169,20 +183,10 @@ def test_sts_token_profile_without_token_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "mode",
-    [
-        "RamRoleArn",
-        "EcsRamRole",
-        "RsaKeyPair",
-        "ChainableRamRoleArn",
-        "External",
-        "CredentialsURI",
-        "OIDC",
-        "CloudSSO",
-        "SomethingNew",
-    ],
+    ["RsaKeyPair", "External", "CredentialsURI", "CloudSSO", "OAuth", "SomethingNew"],
 )
 def test_unsupported_modes_are_refused_by_name(tmp_path: Path, mode: str) -> None:
-    """Every mode but AK and StsToken is refused, and the message names it."""
+    """A mode we do not support is refused, and the message names it."""
     profile = _ak("default", mode=mode)
     with pytest.raises(CredentialsError) as excinfo:
         resolve_credentials(environ={}, profile_path=_config(tmp_path, [profile]))
@@ -283,3 +287,164 @@ def test_keys_from_the_environment_do_not_need_a_readable_profile(tmp_path: Path
     for path in (broken, tmp_path / "missing.json"):
         resolved = resolve_credentials(environ=environ, profile_path=path)
         assert (resolved.credentials.access_key_id, resolved.region_id) == ("env", None)
+
+
+# --- the modes that assume a role, the metadata service, a URI ------------------------
+
+
+def test_ram_role_arn_profile(tmp_path: Path) -> None:
+    """RamRoleArn: AssumeRole with the profile's own key, its session settings kept."""
+    profile = _ram(
+        "default", ram_session_name="ci", expired_seconds="1800", sts_region="cn-beijing"
+    )
+    spec = resolve_credentials(environ={}, profile_path=_config(tmp_path, [profile])).spec
+    assert isinstance(spec, AssumeRoleSource)
+    assert (spec.role_arn, spec.session_name, spec.duration_seconds, spec.sts_region) == (
+        "acs:ram::1:role/default", "ci", 1800, "cn-beijing",
+    )  # fmt: skip
+    assert isinstance(spec.base, StaticSource)
+    assert spec.base.credentials.access_key_id == "LTAI-file"
+
+
+def test_chainable_ram_role_arn_profile_assumes_from_another_profile(tmp_path: Path) -> None:
+    """ChainableRamRoleArn: the source profile's credentials (itself a role) sign."""
+    profiles = [
+        _ram("base"),
+        {"name": "ops", "mode": "ChainableRamRoleArn", "source_profile": "base",
+         "ram_role_arn": "acs:ram::1:role/ops"},
+    ]  # fmt: skip
+    path = _config(tmp_path, profiles)
+    spec = resolve_credentials(environ={}, profile_path=path, profile="ops").spec
+    assert isinstance(spec, AssumeRoleSource)
+    assert spec.role_arn == "acs:ram::1:role/ops"
+    assert isinstance(spec.base, AssumeRoleSource)
+    assert spec.base.role_arn == "acs:ram::1:role/base"
+
+
+def test_chainable_profiles_in_a_cycle_are_refused(tmp_path: Path) -> None:
+    profiles = [
+        {"name": "a", "mode": "ChainableRamRoleArn", "source_profile": "b", "ram_role_arn": "x"},
+        {"name": "b", "mode": "ChainableRamRoleArn", "source_profile": "a", "ram_role_arn": "y"},
+    ]
+    with pytest.raises(CredentialsError, match="cycle"):
+        resolve_credentials(environ={}, profile_path=_config(tmp_path, profiles), profile="a")
+
+
+def test_ecs_ram_role_and_oidc_profiles(tmp_path: Path) -> None:
+    profiles = [
+        {"name": "ecs", "mode": "EcsRamRole", "ram_role_name": "runner"},
+        {"name": "oidc", "mode": "OIDC", "ram_role_arn": "acs:ram::1:role/ci",
+         "oidc_provider_arn": "acs:ram::1:oidc-provider/gh", "oidc_token_file": "/t/token"},
+    ]  # fmt: skip
+    path = _config(tmp_path, profiles)
+    ecs = resolve_credentials(environ={}, profile_path=path, profile="ecs").spec
+    assert ecs == MetadataSource("runner")
+    oidc = resolve_credentials(environ={}, profile_path=path, profile="oidc").spec
+    assert isinstance(oidc, OidcSource)
+    assert (oidc.role_arn, oidc.provider_arn, str(oidc.token_file)) == (
+        "acs:ram::1:role/ci", "acs:ram::1:oidc-provider/gh", "/t/token",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("profile", "missing"),
+    [
+        ({"mode": "RamRoleArn", "access_key_id": "a", "access_key_secret": SECRET}, "ram_role_arn"),
+        ({"mode": "ChainableRamRoleArn", "ram_role_arn": "x"}, "source_profile"),
+        ({"mode": "OIDC", "ram_role_arn": "x", "oidc_token_file": "/t"}, "oidc_provider_arn"),
+    ],
+)
+def test_a_mode_without_a_field_it_needs_names_it(
+    tmp_path: Path, profile: dict[str, str], missing: str
+) -> None:
+    path = _config(tmp_path, [{"name": "default", **profile}])
+    with pytest.raises(CredentialsError) as excinfo:
+        resolve_credentials(environ={}, profile_path=path)
+    assert missing in _refused(excinfo)
+
+
+def test_a_short_expired_seconds_is_refused(tmp_path: Path) -> None:
+    path = _config(tmp_path, [_ram("default", expired_seconds="60")])
+    with pytest.raises(CredentialsError, match="expired_seconds"):
+        resolve_credentials(environ={}, profile_path=path)
+
+
+OIDC_ENV = {
+    "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/ci",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:oidc-provider/gh",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE": "/var/run/token",
+}
+ENV_KEYS = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "env-id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
+
+
+def test_chain_order(tmp_path: Path) -> None:
+    """Named profile, then the environment's keys, then OIDC, then the file's current
+    profile, then the instance's role, then a credentials URI."""
+    path = _config(tmp_path, [_ak("default", "LTAI-current"), _ram("named")])
+    later = {
+        "ALIBABA_CLOUD_ECS_METADATA": "runner",
+        "ALIBABA_CLOUD_CREDENTIALS_URI": "http://127.0.0.1:9/creds",
+    }
+    everything = ENV_KEYS | OIDC_ENV | later
+
+    def first(environ: dict[str, str], **kwargs: object) -> object:
+        return resolve_credentials(environ=environ, **kwargs).spec  # type: ignore[arg-type]
+
+    named = first(everything | {"ALIBABA_CLOUD_PROFILE": "named"}, profile_path=path)
+    assert isinstance(named, AssumeRoleSource)
+    assert isinstance(first(everything, profile_path=path, profile="named"), AssumeRoleSource)
+    by_env = first(everything, profile_path=path)
+    assert isinstance(by_env, StaticSource)
+    assert by_env.credentials.access_key_id == "env-id"
+    assert isinstance(first(OIDC_ENV | later, profile_path=path), OidcSource)
+    current = first(later, profile_path=path)
+    assert isinstance(current, StaticSource)
+    assert current.credentials.access_key_id == "LTAI-current"
+    no_file = tmp_path / "absent.json"
+    assert first(later, profile_path=no_file) == MetadataSource("runner")
+    disabled = later | {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    assert first(disabled, profile_path=no_file) == UriSource("http://127.0.0.1:9/creds")
+
+
+def test_half_given_oidc_environment_names_the_missing_variable() -> None:
+    environ = dict(OIDC_ENV)
+    del environ["ALIBABA_CLOUD_OIDC_TOKEN_FILE"]
+    with pytest.raises(CredentialsError, match="ALIBABA_CLOUD_OIDC_TOKEN_FILE"):
+        resolve_credentials(environ=environ)
+
+
+def test_a_temporary_source_has_no_static_credentials(tmp_path: Path) -> None:
+    resolved = resolve_credentials(environ=OIDC_ENV, profile_path=tmp_path / "absent")
+    with pytest.raises(CredentialsError, match="temporary"):
+        _ = resolved.credentials
+    assert resolved.source == "OIDC environment"
+
+
+def test_a_uri_source_never_shows_its_query() -> None:
+    source = UriSource("https://creds.example/get?token=uri-secret-value")
+    assert "uri-secret-value" not in repr(source)
+    assert "uri-secret-value" not in describe(source)
+
+
+@pytest.mark.parametrize(
+    ("environ", "sts_region", "expected"),
+    [
+        ({}, None, "https://sts.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_REGION": "cn-beijing"}, None, "https://sts.cn-beijing.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_REGION": "cn-beijing"}, "cn-shanghai", "https://sts.cn-shanghai.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED": "true"}, "cn-hangzhou", "https://sts-vpc.cn-hangzhou.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_ENDPOINT": "sts-vpc.cn-hangzhou.aliyuncs.com"}, "x", "https://sts-vpc.cn-hangzhou.aliyuncs.com"),
+        ({"ALIBABA_CLOUD_STS_ENDPOINT": "http://127.0.0.1:8080/"}, None, "http://127.0.0.1:8080"),
+    ],
+)  # fmt: skip
+def test_sts_endpoint_as_the_official_tools_choose_it(
+    environ: dict[str, str], sts_region: str | None, expected: str
+) -> None:
+    assert sts_endpoint(environ, sts_region) == expected
+
+
+def test_metadata_endpoint_defaults_to_the_real_service() -> None:
+    assert metadata_endpoint({}) == "http://100.100.100.200"
+    assert metadata_endpoint({"ORCHESTRATOR_ECS_METADATA_ENDPOINT": "http://127.0.0.1:9/"}) == (
+        "http://127.0.0.1:9"
+    )

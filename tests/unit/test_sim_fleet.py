@@ -215,3 +215,49 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     path.write_text("time_scale: -1\n")
     with pytest.raises(FleetError, match=r"bad\.yaml: fleet\.time_scale: must be"):
         load_fleet(path)
+
+
+# --- sts: roles, OIDC providers, what the metadata service and the URI serve --------
+
+
+def test_sts_section_is_read():
+    fleet = load_fleet(
+        """
+sts:
+  credential_ttl: 5
+  roles:
+    - {name: a, trusted_keys: [LTAI1], oidc_providers: [gh]}
+    - {name: b, trusted_roles: [a]}
+  oidc_providers:
+    - {name: gh, issuer: "https://gh.example", key: k-never-shown, audience: sts.aliyuncs.com}
+  instance_role: a
+  uri_role: b
+"""
+    )
+    sts = fleet.sts
+    assert sts.credential_ttl == 5
+    role = sts.role("a")
+    assert role is not None
+    assert role.trusted_keys == frozenset({"LTAI1"})
+    assert (sts.instance_role, sts.uri_role) == ("a", "b")
+    provider = sts.provider("gh")
+    assert provider is not None
+    assert provider.audience == "sts.aliyuncs.com"
+    assert "k-never-shown" not in repr(fleet)
+
+
+@pytest.mark.parametrize(
+    ("sts", "where"),
+    [
+        ("{credential_ttl: 0}", "credential_ttl"),
+        ("{roles: [{trusted_keys: [x]}]}", "name"),
+        ("{roles: [{name: a, trusted_roles: [nobody]}]}", "trusted_roles"),
+        ("{roles: [{name: a, oidc_providers: [nobody]}]}", "oidc_providers"),
+        ("{roles: [{name: a}], instance_role: b}", "instance_role"),
+        ("{oidc_providers: [{name: gh, key: k}]}", "issuer"),
+        ("{roles: [{name: a}, {name: a}]}", "unique"),
+    ],
+)
+def test_sts_section_errors_name_their_place(sts: str, where: str):
+    with pytest.raises(FleetError, match=where):
+        load_fleet(f"sts: {sts}\n")
