@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.plan import PlanError, parse_plan
+from orchestrator.plan import PlanError, parse_plan, rollback_plan
 
 if TYPE_CHECKING:
     from orchestrator.journal import JournalRecord, RunHeader
@@ -24,7 +24,10 @@ def recorded_plan(header: RunHeader) -> Plan:
     # Its scripts are read again, from where the run was allowed to read them.
     recorded = header.target.get("script_dirs")
     dirs = tuple(Path(p) for p in recorded.split(os.pathsep)) if recorded else ()
-    return parse_plan(header.plan_text, source=Path(header.plan_path), script_dirs=dirs)
+    plan = parse_plan(header.plan_text, source=Path(header.plan_path), script_dirs=dirs)
+    if header.origin.kind == "rollback":  # the parent's plan is recorded: run its rollback
+        plan = rollback_plan(plan)
+    return plan
 
 
 def waves_that_wait(record: JournalRecord) -> dict[str, str]:

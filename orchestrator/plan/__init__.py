@@ -5,22 +5,35 @@ every rule the RunCommand API enforces, and the plan's own rules, before anythin
 sent, and raise `PlanError` whose `problems` list everything wrong at once
 (`FILE:LINE: field: what is wrong (Code)`). The format is docs/plan-reference.md.
 `check_credentials_in_use(plan, credentials)` is the last check, once the credentials a
-run signs with are known: nothing the plan sends may hold them.
+run signs with are known: nothing the plan sends may hold them. `rollback_plan(plan)` is
+the plan a rollback run of `plan` runs: its `rollback:` as the command, in one wave.
 """
 
 from orchestrator.errors import PlanError, Problem
 from orchestrator.plan._in_use import check_credentials_in_use
 from orchestrator.plan._load import load_plan, parse_plan, read_plan_text
-from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
+from orchestrator.plan._model import (
+    Amount,
+    Command,
+    Limits,
+    Plan,
+    Rollback,
+    Targets,
+    Verify,
+    Wave,
+)
+from orchestrator.plan._rollback import ROLLBACK_WAVE, rollback_plan
 from orchestrator.plan._values import parse_amount
 
 __all__ = [
+    "ROLLBACK_WAVE",
     "Amount",
     "Command",
     "Limits",
     "Plan",
     "PlanError",
     "Problem",
+    "Rollback",
     "Targets",
     "Verify",
     "Wave",
@@ -29,4 +42,5 @@ __all__ = [
     "parse_amount",
     "parse_plan",
     "read_plan_text",
+    "rollback_plan",
 ]
