@@ -7,7 +7,7 @@ import os
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _recover, _rollout, _runs, _sim
+from orchestrator.cli import _approve, _instances, _recover, _retry, _rollout, _runs, _sim
 from orchestrator.cli._logging import configure_logging
 from orchestrator.rollout import DEFAULT_STATE_DIR
 
@@ -23,6 +23,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "plan": _rollout.dry_run,
     "recover": _recover.recover,
     "resume": _runs.resume,
+    "retry": _retry.retry,
     "run": _rollout.run,
     "runs": _runs.runs,
     "sim": _sim.run,
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_rollout_commands(commands)
+    _add_retry_command(commands)
     _add_journal_commands(commands)
     _add_offline_commands(commands)
     return parser
@@ -197,6 +199,42 @@ def _add_rollout_commands(commands: _Commands) -> None:
     where.add_argument("--endpoint", help="endpoint URL")
     where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
     _add_state_dir(recover)
+
+
+def _add_retry_command(commands: _Commands) -> None:
+    """retry: a new run of a finished run's plan where it did not succeed."""
+    retry = commands.add_parser(
+        "retry",
+        help="run a finished run's plan again on its instances that did not succeed",
+        description="Start a new run of RUN's plan (as its journal recorded it) on exactly "
+        "RUN's instances with the --only outcomes; one that succeeded is never among them. "
+        "Its calls go where RUN's went, unless --endpoint, --region or --profile say "
+        "otherwise. Nothing to retry: exit 0.",
+    )
+    retry.add_argument("run", metavar="RUN", help="the finished run's id")
+    retry.add_argument(
+        "--only",
+        metavar="OUTCOMES",
+        help="the outcomes to retry, comma-separated, of failed, undelivered, not_sent, "
+        "stopped (default: failed,undelivered,not_sent)",
+    )
+    where = retry.add_argument_group("where to send calls (default: where RUN's went)")
+    where.add_argument("--region", help="region id")
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    where.add_argument("--endpoint", help="endpoint URL")
+    retry.add_argument(
+        "--ignore-quota",
+        action="store_true",
+        help="start even if the daily invocation quota cannot cover the run",
+    )
+    retry.add_argument(
+        "--new",
+        action="store_true",
+        help="start although the plan's last run here is interrupted",
+    )
+    _add_allow_concurrent(retry)
+    _add_output_options(retry)
+    _add_approvals(retry)
 
 
 def _add_journal_commands(commands: _Commands) -> None:

@@ -1,6 +1,9 @@
 """A run's plan as its journal recorded it, and which of its waves can wait for a person.
 
-`resume` and `stop` run the recorded plan; `approve` and `status` ask it which waves a
+`resume` and `stop` run the recorded plan: the journal's plan text, with the `--param`
+values the run started with (`origin.params`), and for a run on another run's instances
+(a retry, a rollback) exactly the instances the journal holds as its targets.
+`approve` and `status` ask it which waves a
 person may be asked about: those with `approval: true` (but the last: nothing follows
 it) and those with a `verify` (an inconclusive one asks a person), plus the wave the
 journal says the run waits at now.
@@ -9,10 +12,11 @@ journal says the run waits at now.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.plan import PlanError, parse_plan, rollback_plan
+from orchestrator.plan import PlanError, Targets, override_params, parse_plan, rollback_plan
 
 if TYPE_CHECKING:
     from orchestrator.journal import JournalRecord, RunHeader
@@ -25,6 +29,12 @@ def recorded_plan(header: RunHeader) -> Plan:
     recorded = header.target.get("script_dirs")
     dirs = tuple(Path(p) for p in recorded.split(os.pathsep)) if recorded else ()
     plan = parse_plan(header.plan_text, source=Path(header.plan_path), script_dirs=dirs)
+    plan = override_params(plan, header.origin.params)
+    if header.origin.parent is not None:
+        # A child run's targets were its parent's instances, resolved when it started:
+        # the journal's instances are they (a resume never resolves again).
+        ids = tuple(instance.instance_id for instance in header.instances)
+        plan = replace(plan, targets=Targets(instances=ids))
     if header.origin.kind == "rollback":  # the parent's plan is recorded: run its rollback
         plan = rollback_plan(plan)
     return plan

@@ -5,8 +5,10 @@ every rule the RunCommand API enforces, and the plan's own rules, before anythin
 sent, and raise `PlanError` whose `problems` list everything wrong at once
 (`FILE:LINE: field: what is wrong (Code)`). The format is docs/plan-reference.md.
 `check_credentials_in_use(plan, credentials)` is the last check, once the credentials a
-run signs with are known: nothing the plan sends may hold them. `rollback_plan(plan)` is
-the plan a rollback run of `plan` runs: its `rollback:` as the command, in one wave.
+run signs with are known: nothing the plan sends may hold them.
+`override_params(plan, values)` is the plan with `--param` values in place, checked again.
+`rollback_plan(plan)` is the plan a rollback run of `plan` runs: its `rollback:` as the
+command, in one wave.
 """
 
 from orchestrator.errors import PlanError, Problem
@@ -22,6 +24,7 @@ from orchestrator.plan._model import (
     Verify,
     Wave,
 )
+from orchestrator.plan._overrides import override_params, parse_param
 from orchestrator.plan._rollback import ROLLBACK_WAVE, rollback_plan
 from orchestrator.plan._values import parse_amount
 
@@ -39,7 +42,9 @@ __all__ = [
     "Wave",
     "check_credentials_in_use",
     "load_plan",
+    "override_params",
     "parse_amount",
+    "parse_param",
     "parse_plan",
     "read_plan_text",
     "rollback_plan",
