@@ -7,7 +7,16 @@ import os
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.cli import _approve, _instances, _recover, _retry, _rollout, _runs, _sim
+from orchestrator.cli import (
+    _approve,
+    _instances,
+    _recover,
+    _retry,
+    _rollback,
+    _rollout,
+    _runs,
+    _sim,
+)
 from orchestrator.cli._logging import configure_logging
 from orchestrator.rollout import DEFAULT_STATE_DIR
 
@@ -24,6 +33,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "recover": _recover.recover,
     "resume": _runs.resume,
     "retry": _retry.retry,
+    "rollback": _rollback.rollback,
     "run": _rollout.run,
     "runs": _runs.runs,
     "sim": _sim.run,
@@ -138,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_rollout_commands(commands)
     _add_retry_command(commands)
+    _add_rollback_command(commands)
     _add_journal_commands(commands)
     _add_offline_commands(commands)
     return parser
@@ -235,6 +246,37 @@ def _add_retry_command(commands: _Commands) -> None:
     _add_allow_concurrent(retry)
     _add_output_options(retry)
     _add_approvals(retry)
+
+
+def _add_rollback_command(commands: _Commands) -> None:
+    """rollback: a finished run's `rollback:` on the instances it touched."""
+    rollback = commands.add_parser(
+        "rollback",
+        help="run a finished run's rollback: on the instances it touched",
+        description="Start a new run of RUN's rollback: (its plan as the journal recorded "
+        "it) on exactly the instances RUN touched: succeeded, failed or stopped, never "
+        "one it did not reach. Its calls go where RUN's went, unless --endpoint, --region "
+        "or --profile say otherwise. Nothing touched: exit 0.",
+    )
+    rollback.add_argument("run", metavar="RUN", help="the finished run's id")
+    where = rollback.add_argument_group("where to send calls (default: where RUN's went)")
+    where.add_argument("--region", help="region id")
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    where.add_argument("--endpoint", help="endpoint URL")
+    rollback.add_argument(
+        "--ignore-quota",
+        action="store_true",
+        help="start even if the daily invocation quota cannot cover the run",
+    )
+    rollback.add_argument(
+        "--new",
+        action="store_true",
+        help="start although the plan's last run here is interrupted",
+    )
+    _add_allow_concurrent(rollback)
+    _add_output_options(rollback)
+    _add_state_dir(rollback)
+    rollback.set_defaults(approve=[], approve_all=False)  # a rollback has no approval
 
 
 def _add_journal_commands(commands: _Commands) -> None:

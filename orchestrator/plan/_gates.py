@@ -180,11 +180,14 @@ def _read_verify(
     return read_check(Section(findings, value, path, VERIFY_KEYS), context)
 
 
-def read_check(section: Section, context: Context, *, what: str = "verify") -> Verify:
+def read_check(
+    section: Section, context: Context, *, what: str = "verify", filled: bool = True
+) -> Verify:
     """A script of its own besides the command (a `verify`, or the plan's `rollback`):
-    its content or script, type and timeout, checked by the API's rules and with the
+    its content or script, type and timeout, checked by the API's rules with the
     command's parameters put in. `what` names it in messages and rule names
-    (`verify-type`, `rollback-parameters`)."""
+    (`verify-type`, `rollback-parameters`); `filled`: whether the content returned has
+    the parameters put in, or is as written (to be filled when it is sent)."""
     findings = section.findings
     content, where = _check_content(section, context, what)
     check_type = _check_type(section, context.command, what)
@@ -203,7 +206,7 @@ def read_check(section: Section, context: Context, *, what: str = "verify") -> V
             f"is {size} bytes after Base64 (and parameters); at most {codes.CONTENT_MAX_BYTES}",
             "CmdContent.ExceedLimit",
         )
-    return Verify(content=text, type=check_type, timeout=timeout)
+    return Verify(content=text if filled else content or "", type=check_type, timeout=timeout)
 
 
 def _check_content(section: Section, context: Context, what: str) -> tuple[str | None, str]:

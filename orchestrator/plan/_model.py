@@ -126,8 +126,9 @@ class Rollback:
     RUN` on the instances a run touched (those where the command began: succeeded,
     failed, stopped), as a run of its own with one wave, `rollback`, and this gate.
 
-    `content`, `type` and `timeout` as a `Verify`'s (the command's parameters put in,
-    sent without EnableParameter, as the agent's default user). `max_errors`: None (the
+    `content`, `type` and `timeout` as a `Verify`'s (sent without EnableParameter, as
+    the agent's default user), but `content` is as written: the command's parameters
+    are put in when it is sent (`rollback_plan`), as the run had them. `max_errors`: None (the
     default) = no limit: a rollback that fails on some instances still rolls back the
     others, and reports the failures. `max_concurrency`: instances rolling back at once
     (None: `limits.max_concurrency`)."""

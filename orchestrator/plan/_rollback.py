@@ -3,12 +3,14 @@ rollback run runs (`rollback_plan`).
 
 A rollback is read as a `verify` is (`_gates.read_check`: content or script, type,
 timeout; the API's rules with the API's codes, the secrets scan of a script, scripts
-only from where the plan's may be; the command's parameters put into its `{{name}}`s,
-built-ins and parameter-store values refused with `[rollback-parameters]`, its type of
-the command's OS family, `[rollback-type]`), plus its own gate: `max_errors` (a
+only from where the plan's may be; its `{{name}}`s must be the command's parameters,
+built-ins and parameter-store values are refused with `[rollback-parameters]`, its type
+of the command's OS family, `[rollback-type]`), plus its own gate: `max_errors` (a
 threshold; absent: no limit) and `max_concurrency` (an amount). Plan rule
 `on-breach`: `on_breach: rollback` needs a `rollback:` section.
 
+Unlike a verify's, its content is kept as written: `rollback_plan` puts in the command's
+parameters as the run had them, so a run's `--param` values reach its rollback too.
 `rollback_plan(plan)` is pure: the same plan, its command now the rollback's, one wave
 `rollback` of 100% with the rollback's gate, no verify, pause or approval, and
 `on_breach: stop_in_flight` with no `rollback` of its own: a rollback never rolls back.
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 from orchestrator.plan._gates import read_check
 from orchestrator.plan._model import Amount, Command, Rollback, Wave
 from orchestrator.plan._reader import TYPE, Section, kind
+from orchestrator.plan._rules_params import render
 from orchestrator.plan._values import parse_amount, parse_threshold
 
 if TYPE_CHECKING:
@@ -49,7 +52,8 @@ def read_rollback(findings: Findings, value: object, context: Context) -> Rollba
         )
         return None
     section = Section(findings, value, _WHAT, ROLLBACK_KEYS)
-    check = read_check(section, context, what=_WHAT)
+    # As written: `rollback_plan` puts in the parameters the run had (`--param` included).
+    check = read_check(section, context, what=_WHAT, filled=False)
     max_errors = concurrency = None
     if section.has("max_errors"):
         threshold = parse_threshold(section.data["max_errors"])
@@ -89,7 +93,7 @@ def rollback_plan(plan: Plan) -> Plan:
     if rollback is None:
         raise ValueError(f"plan {plan.name!r} has no rollback: section")
     command = Command(
-        content=rollback.content,
+        content=render(rollback.content, plan.command.parameters),
         type=rollback.type,
         name=plan.command.name,
         description=plan.command.description,

@@ -20,6 +20,7 @@ from orchestrator.plan import (
     Verify,
     Wave,
     load_plan,
+    override_params,
     parse_plan,
     rollback_plan,
 )
@@ -65,7 +66,7 @@ def test_every_rollback_key_reaches_the_model() -> None:
     plan = parse_plan(WITH_ROLLBACK)
     assert plan.on_breach == "rollback"
     assert plan.rollback == Rollback(
-        content="yum downgrade -y nginx-1.27.0",
+        content="yum downgrade -y nginx-{{version}}",  # filled when it is sent
         type="RunShellScript",
         timeout=120,
         max_errors=Amount(10, percent=True),
@@ -234,3 +235,9 @@ def test_recorded_plan_of_a_rollback_run_is_the_rollback_plan() -> None:
     forward = recorded_plan(_header(RunOrigin()))
     assert [wave.name for wave in forward.waves] == ["canary", "rest"]
     assert forward.waves[0].verify == Verify("nginx -v")
+
+
+def test_a_param_override_reaches_the_rollback() -> None:
+    """`--param version=1.28.0` on the run: its rollback puts back that version's change."""
+    plan = override_params(parse_plan(WITH_ROLLBACK), {"version": "1.28.0"})
+    assert rollback_plan(plan).command.content == "yum downgrade -y nginx-1.28.0"
