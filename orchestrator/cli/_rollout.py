@@ -62,7 +62,7 @@ from orchestrator.rollout import NO_HISTORY, Outcome, PlanIdentity, order_for, s
 from orchestrator.targets import Resolution, resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from rich.console import Console
 
@@ -314,28 +314,48 @@ async def roll_back_after_breach(
         f"touched, as run {child_id}",
         soft_wrap=True,
     )
-    plan = rollback_plan(replace(recorded_plan(header), targets=Targets(instances=touched)))
     origin = RunOrigin(kind="rollback", parent=run_id, params=header.origin.params)
-    start = Start(plan, header.plan_text, plan_path=header.plan_path, origin=origin)
-    child_args = argparse.Namespace(
+    child_args = _follower_args(args, header.target)
+    try:
+        plan = rollback_plan(replace(recorded_plan(header), targets=Targets(instances=touched)))
+        start = Start(plan, header.plan_text, plan_path=header.plan_path, origin=origin)
+        code = await begin_run(child_args, start, following=conn, run_id=child_id)
+    except OrchestratorError as exc:  # it did not start: the halted run's exit code stands
+        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        later = (
+            f"`orchestrator rollback {run_id}` starts it"
+            if child_args.sim is None
+            else "the embedded simulator's run cannot be rolled back later"
+        )
+        console.print(
+            f"run {run_id} halted (exit {ExitCode.HALTED}); its rollback did not start: {later}",
+            soft_wrap=True,
+        )
+        return
+    console.print(_rollback_went(child_args, run_id, child_id, code, len(touched)), soft_wrap=True)
+
+
+def _follower_args(
+    args: argparse.Namespace, recorded: Mapping[str, str | None]
+) -> argparse.Namespace:
+    """The options of a run that follows another in its process (`run`'s or `resume`'s):
+    where the calls go and the scripts are as the run's journal recorded them, and the
+    reports and outputs in a `rollback` directory of the run's."""
+    dirs = recorded.get("script_dirs")
+    return argparse.Namespace(
         **{
             **vars(args),
+            "endpoint": recorded.get("endpoint"),
+            "region": recorded.get("region"),
+            "profile": recorded.get("profile"),
+            "sim": recorded.get("sim"),
+            "script_dir": dirs.split(os.pathsep) if dirs else [],
+            "ignore_quota": bool(recorded.get("ignore_quota")),
+            "new": False,
             "report_dir": args.report_dir and str(Path(args.report_dir) / ROLLBACK_DIR),
             "output_dir": args.output_dir and str(Path(args.output_dir) / ROLLBACK_DIR),
         }
     )
-    try:
-        code = await begin_run(child_args, start, following=conn, run_id=child_id)
-    except OrchestratorError as exc:  # it did not start: the halted run's exit code stands
-        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        again = f"orchestrator rollback {run_id}" if args.sim is None else "no retry here"
-        console.print(
-            f"rollback of run {run_id} did not run ({again}; "
-            f"run {run_id} halted: exit {ExitCode.HALTED})",
-            soft_wrap=True,
-        )
-        return
-    console.print(_rollback_went(args, run_id, child_id, code, len(touched)), soft_wrap=True)
 
 
 def _rollback_went(

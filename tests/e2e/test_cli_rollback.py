@@ -170,6 +170,33 @@ def assert_rolled_back_once(sim: RunningSimulator) -> None:
     assert anything_ran(sim) == set(TOUCHED)
 
 
+async def kill_after_first_batch(home: Path, sim: RunningSimulator, *args: str) -> str:
+    """Start the CLI with `args` and SIGKILL it right after its first batch went out;
+    the run id it printed."""
+    run_id, buffered = "", ""
+    async with await anyio.open_process(
+        argv(*args, "-v", "--log-format", "console"),
+        env=env_for(home, sim),
+        stderr=subprocess.STDOUT,  # the per-batch lines are on stderr
+    ) as process:
+        assert process.stdout is not None
+        async for chunk in process.stdout:
+            buffered += chunk.decode()
+            run_id = run_id or next(iter(run_ids(buffered)), "")
+            if run_id and re.search(r"^batch ", buffered, re.MULTILINE):
+                process.send_signal(signal.SIGKILL)
+                break
+        await process.wait()
+    assert process.returncode == -signal.SIGKILL, buffered
+    return run_id
+
+
+def touched_by(home: Path, run_id: str) -> set[str]:
+    record = journal_of(home, run_id)
+    kinds = {Outcome.SUCCEEDED, Outcome.FAILED, Outcome.STOPPED}
+    return {i for i, result in record.results.items() if result.outcome in kinds}
+
+
 async def test_on_breach_rollback_rolls_back_exactly_the_touched_instances(
     tmp_path: Path, sim: RunningSimulator
 ):
@@ -294,22 +321,7 @@ async def test_a_rollback_killed_half_way_is_resumed_and_rolls_back_each_once(
     assert done.returncode == 3, done
     (parent,) = run_ids(done.stdout)
 
-    child = ""
-    async with await anyio.open_process(
-        argv("rollback", parent, "-v", "--log-format", "console"),
-        env=env_for(tmp_path, sim),
-        stderr=subprocess.STDOUT,  # the per-batch lines are on stderr
-    ) as process:
-        assert process.stdout is not None
-        buffered = ""
-        async for chunk in process.stdout:
-            buffered += chunk.decode()
-            child = child or next(iter(run_ids(buffered)), "")
-            if child and re.search(r"^batch ", buffered, re.MULTILINE):
-                process.send_signal(signal.SIGKILL)
-                break
-        await process.wait()
-    assert process.returncode == -signal.SIGKILL, buffered
+    child = await kill_after_first_batch(tmp_path, sim, "rollback", parent)
     assert journal_of(tmp_path, child).state != "finished"
 
     status = await cli("status", child, home=tmp_path, sim=sim)
@@ -342,3 +354,23 @@ async def test_the_demo_rolls_back_on_the_embedded_simulator(tmp_path: Path, sim
     assert len(touched) < len(parent_record.header.instances)  # some were never sent
     assert set(child_record.results) == set(touched)
     assert f"run {parent} halted (exit 3)" in done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.timeout(180)
+async def test_a_resumed_run_that_breaches_rolls_back_too(tmp_path: Path, sim: RunningSimulator):
+    """A run of an on_breach: rollback plan killed after its first batch; its resume
+    breaches, and its rollback follows there, on what the run touched, once each."""
+    plan = write_plan(tmp_path, "rollback")
+    parent = await kill_after_first_batch(tmp_path, sim, "run", str(plan), "--endpoint", sim.url)
+    resumed = await cli("resume", parent, home=tmp_path, sim=sim)
+    assert resumed.returncode == 3, resumed
+    (child,) = run_ids(resumed.stdout)
+    touched = touched_by(tmp_path, parent)
+    assert "i-bad1" in touched
+    assert not touched & set(NEVER_SENT)
+    assert ran(sim, UNDONE) == Counter(dict.fromkeys(touched, 1))
+    assert anything_ran(sim) == touched
+    record = journal_of(tmp_path, child)
+    assert (record.header.origin.kind, record.header.origin.parent) == ("rollback", parent)
+    assert record.header.target["endpoint"] == sim.url  # where the run's calls went
+    assert f"run {parent} halted (exit 3); rollback run {child}" in resumed.stdout
