@@ -175,6 +175,7 @@ def _add_rollout_commands(commands: _Commands) -> None:
         help="start a new run although the plan's last run here is interrupted "
         "(`orchestrator resume RUN` continues that one instead)",
     )
+    _add_overrides(run)
     _add_allow_concurrent(run)
     _add_output_options(run)
     _add_approvals(run)
@@ -210,6 +211,27 @@ def _add_rollout_commands(commands: _Commands) -> None:
     where.add_argument("--endpoint", help="endpoint URL")
     where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
     _add_state_dir(recover)
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    """--param and --limit: change a plan for one run without editing it."""
+    changes = parser.add_argument_group("overrides (recorded in the journal and the report)")
+    changes.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace the value of a parameter the plan declares (repeat for more); "
+        "reports name the parameter, never the value",
+    )
+    changes.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="SELECTOR",
+        help="only the plan's targets that match: an instance id (i-...), zone=ZONE or "
+        "tag=KEY=VALUE (repeat: any of them matches)",
+    )
 
 
 def _add_retry_command(commands: _Commands) -> None:
@@ -331,6 +353,7 @@ def _add_offline_commands(commands: _Commands) -> None:
     dry.add_argument("plan", help="the plan file (YAML)")
     _add_script_dirs(dry)
     _add_target_options(dry)
+    _add_overrides(dry)
 
     validate = commands.add_parser(
         "validate",

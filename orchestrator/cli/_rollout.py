@@ -33,6 +33,7 @@ from orchestrator.cli._dry_run import print_dry_run, print_resolution
 from orchestrator.cli._execute import Job, execute, not_resumable
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
+from orchestrator.cli._overrides import apply_overrides, overrides_line, reported_origin
 from orchestrator.cli._recorded import recorded_plan
 from orchestrator.cli._wiring import Connection, Target, connect
 from orchestrator.ecs import PATIENT_READS
@@ -125,6 +126,12 @@ def dry_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return ExitCode.USAGE
     plan, _ = loaded
+    try:  # what `run` with the same --param and --limit would do
+        changed = apply_overrides(args, plan)
+    except PlanError as exc:
+        _print_problems(errors, exc)
+        return ExitCode.USAGE
+    plan = changed.plan
 
     async def main() -> int:
         async with connect(_target(args, plan), rates=plan.limits.qps) as conn:
@@ -132,6 +139,10 @@ def dry_run(args: argparse.Namespace) -> int:
             check_credentials_in_use(plan, conn.credentials_in_use)
             console.print(f"plan {plan.name} against {conn.description}, region {conn.region}")
             resolution = await resolve(plan.targets, plan.command.type, conn.client)
+            if changed.narrow is not None:
+                resolution = changed.narrow(resolution)
+            if overrides_line(changed.origin):
+                console.print(f"overrides: {escape(overrides_line(changed.origin))}")
             attributes = await conn.client.describe_account_attributes(
                 ["max-axt-invocation-daily", "max-axt-command-count"], retry=PATIENT_READS
             )
@@ -155,11 +166,19 @@ def plan_digest(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run a plan file: resolve, journal, dispatch wave after wave, track, and summarise."""
-    loaded = _load(args, make_console(stderr=True))
+    errors = make_console(stderr=True)
+    loaded = _load(args, errors)
     if loaded is None:
         return ExitCode.USAGE
     plan, text = loaded
-    return start_run(args, Start(plan, text, plan_path=str(Path(args.plan).resolve())))
+    try:  # --param and --limit: the journal keeps the plan's text and these (`origin`)
+        changed = apply_overrides(args, plan)
+    except PlanError as exc:
+        _print_problems(errors, exc)
+        return ExitCode.USAGE
+    path = str(Path(args.plan).resolve())
+    start = Start(changed.plan, text, path, origin=changed.origin, narrow=changed.narrow)
+    return start_run(args, start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +296,7 @@ async def begin_run(
                 endpoint=conn.endpoint,
                 resolution=resolution,
                 exit_code=0,
+                origin=reported_origin(start.origin),
             ),
             outputs=OutputOptions.of(args),
             resumable=target.sim is None,  # the embedded simulator ends with us

@@ -34,6 +34,7 @@ from orchestrator.cli._concurrency import check_live_runs, plan_lock
 from orchestrator.cli._execute import Job, execute, not_resumable, recorded_stop, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
 from orchestrator.cli._outputs import OutputOptions
+from orchestrator.cli._overrides import origin_lines, reported_origin
 from orchestrator.cli._recorded import recorded_plan
 from orchestrator.cli._rollout import plan_digest, roll_back_after_breach
 from orchestrator.cli._summary import print_summary
@@ -242,6 +243,7 @@ def _continue(
                         endpoint=conn.endpoint,
                         resolution=None,
                         exit_code=0,
+                        origin=reported_origin(header.origin),
                     ),
                     outputs=OutputOptions.of(args),
                     stop_at_once=stop,
@@ -284,6 +286,8 @@ def status(args: argparse.Namespace) -> int:
     header = record.header
     run_dir = Path(args.state_dir) / "runs" / header.run_id
     console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
+    for line in origin_lines(header):
+        console.print(escape(line), soft_wrap=True)
     state = _state_text(record, run_dir, Path(args.state_dir))
     console.print(f"state: {escape(state)}", soft_wrap=True)
     console.print(
@@ -385,11 +389,17 @@ def runs(args: argparse.Namespace) -> int:
         table.add_row(*row)
     # Wider than the console rather than cut.
     needed = Measurement.get(console, console.options.update_width(10**6), table).minimum
-    console.print(table, width=max(console.width, needed))
+    console.width = max(console.width, needed)  # print(width=) is capped at the console's
+    console.print(table)
     return ExitCode.OK
 
 
 def _listed_state(run: RunListing, *, alive: bool) -> str:
+    of = "" if run.parent is None else f"; {run.kind} of {run.parent}"
+    return _listed_progress(run, alive=alive) + of
+
+
+def _listed_progress(run: RunListing, *, alive: bool) -> str:
     if alive:
         return f"waiting for approval of {run.waiting_for}" if run.waiting_for else "running"
     if run.state == "finished" and run.halt_reason:

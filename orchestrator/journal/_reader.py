@@ -151,6 +151,8 @@ class RunListing:
     exit_code: int | None = None
     error: str = ""
     waiting_for: str | None = None
+    kind: str = "run"  # how the run came to be (`RunOrigin.kind`)
+    parent: str | None = None  # the run a retry or rollback was made from
 
 
 def read_journal(path: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> JournalRecord:
@@ -354,13 +356,15 @@ def _listing(path: Path) -> RunListing:
 def _summary(connection: sqlite3.Connection, path: Path) -> RunListing:
     run = connection.execute(
         """
-        SELECT run_id, plan_name, state, created_at, updated_at, halt, exit_code, waiting_for
+        SELECT run_id, plan_name, state, created_at, updated_at, halt, exit_code, waiting_for,
+            origin
         FROM run
         """
     ).fetchone()
     if run is None:
         raise JournalError("no run in it: its creation did not finish")
-    run_id, plan_name, state, created_at, updated_at, halt, exit_code, waiting_for = run
+    run_id, plan_name, state, created_at, updated_at, halt, exit_code, waiting_for, text = run
+    origin = decode_origin(json.loads(text))
     counts = dict.fromkeys(Outcome, 0)
     for outcome, count in connection.execute(
         "SELECT outcome, count(*) FROM results WHERE purpose = 'run' GROUP BY outcome"
@@ -378,6 +382,8 @@ def _summary(connection: sqlite3.Connection, path: Path) -> RunListing:
         halt_reason="" if halt is None else json.loads(halt)["reason"],
         exit_code=exit_code,
         waiting_for=waiting_for,
+        kind=origin.kind,
+        parent=origin.parent,
     )
 
 

@@ -8,7 +8,7 @@ with which numbers, what verify found, who was asked to approve and when. The
 wave: never an instance's output (the result already holds the bounded one), so a
 100,000-instance run costs it a few hundred records. `RunFacts` is the rest: what the
 CLI knows that no event carries (the plan, where the calls went, the targets, the exit
-code). Both are the inputs of every report.
+code, how the run came to be). Both are the inputs of every report.
 """
 
 from __future__ import annotations
@@ -50,6 +50,20 @@ VERIFY: Final = "verify"  # a batch of a wave's verify command
 
 
 @dataclass(frozen=True, slots=True)
+class ReportedOrigin:
+    """How the run came to be, as reports say it: `kind` (run, exec, retry, rollback),
+    the `parent` run of a retry or rollback and the outcomes a retry took (`only`), the
+    names of the parameters `--param` overrode (never a value: it never reaches a report)
+    and the `--limit` selectors."""
+
+    kind: str = "run"
+    parent: str | None = None
+    only: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    limit: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunFacts:
     """What the CLI knows beyond the events: the plan (its file and digest), where the
     calls went (never a credential), the targets as resolved (None when the run was
@@ -65,6 +79,7 @@ class RunFacts:
     resolution: Resolution | None
     exit_code: int
     clock: ClockInfo = REAL_CLOCK  # which clock the run's times are on
+    origin: ReportedOrigin = ReportedOrigin()  # how the run came to be
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,14 @@ def _plan(facts: RunFacts) -> Json:
             "content_sha256": hashlib.sha256(content).hexdigest(),
             "content_bytes": len(content),
         },
+        # What this run changed of the plan: parameter names, never a value.
+        "overrides": {"params": list(facts.origin.params), "limit": list(facts.origin.limit)},
     }
+
+
+def _origin(facts: RunFacts) -> Json:
+    origin = facts.origin
+    return {"kind": origin.kind, "parent": origin.parent, "only": list(origin.only)}
 
 
 def _halt(halt: Halt | None) -> Json | None:
@@ -297,6 +304,7 @@ def build_report(
         "run_id": facts.run_id,
         "tool_version": tool_version(),
         "plan": _plan(facts),
+        "origin": _origin(facts),
         "target": {"region": facts.region, "endpoint": public_endpoint(facts.endpoint)},
         "started_at": iso(started),
         "finished_at": iso(finished),

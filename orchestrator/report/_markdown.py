@@ -79,6 +79,14 @@ def _heading(facts: RunFacts, collector: ReportCollector) -> list[str]:
             took += f" ({seconds:,.1f} s on the simulator's scaled clock, {scale})"
         facts_line.append(took)
     lines += ["; ".join(facts_line), ""]
+    origin = facts.origin
+    if origin.parent is not None:
+        only = f" ({escape(', '.join(origin.only))})" if origin.only else ""
+        lines += [f"{origin.kind} of run {escape(origin.parent)}{only}", ""]
+    overrides = [f"--param {escape(name)}" for name in origin.params]
+    overrides += [f"--limit {escape(selector)}" for selector in origin.limit]
+    if overrides:
+        lines += ["overrides: " + ", ".join(overrides), ""]
     return lines
 
 

@@ -10,15 +10,10 @@ process, so it outlives every run and counts every execution.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
+import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import anyio
 import pytest
 
 from orchestrator.journal import (
@@ -28,39 +23,27 @@ from orchestrator.journal import (
     create_journal,
     journal_path,
     list_runs,
-    read_journal,
 )
 from orchestrator.rollout import Outcome
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.child_runs import (
+    BAD,
+    FLEET,
+    GOOD,
+    cli,
+    command,
+    executions,
+    journal_of,
+    kill_once_waiting,
+    run_id_of,
+    start,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-    from orchestrator.journal import JournalRecord
+    from pathlib import Path
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).parents[2]
-
-FLEET = """
-region: cn-hangzhou
-seed: 5
-time_scale: 0.001
-quotas: {invocations_daily: 1000, commands: 20, max_instances_per_call: 50}
-instances:
-  - {id: i-bad1, zone: cn-hangzhou-h, tags: {app: retry}}
-  - {id: i-ok1, zone: cn-hangzhou-i, tags: {app: retry}}
-  - {id: i-bad2, zone: cn-hangzhou-j, tags: {app: retry}}
-  - {id: i-ok2, zone: cn-hangzhou-j, tags: {app: retry}}
-  - {id: i-ok3, zone: cn-hangzhou-j, tags: {app: retry}}
-behaviour:
-  default: {duration: 2, delivery_delay: 0.5, output: "ok\\n"}
-  rules:
-    - match: {instances: [i-bad1, i-bad2]}
-      fail_rate: 1
-"""
-BAD = ("i-bad1", "i-bad2")
-GOOD = ("i-ok1", "i-ok2", "i-ok3")
 
 # Every wave tolerates every error: the run ends with some instances failed, exit 1.
 TOLERANT = """\
@@ -94,61 +77,18 @@ limits:
 """
 
 
+# A canary that waits for a person, then the rest: a run can be killed while it waits.
+GATED = TOLERANT.replace("name: retry-plan", "name: retry-gated").replace(
+    "  - {name: all, size: 100%, max_errors: 100%}",
+    "  - {name: canary, size: 1, max_errors: 100%, approval: true}\n"
+    "  - {name: rest, size: 100%, max_errors: 100%}",
+)
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSimulator]:
     async with serve(load_fleet(FLEET)) as running:
         yield running
-
-
-def env_for(home: Path, sim: RunningSimulator) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
-    env |= {"HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    env["ORCHESTRATOR_STATE_DIR"] = str(home / "state")
-    env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = sim.access_key_id
-    env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = sim.access_key_secret
-    return env
-
-
-async def cli(*args: str, home: Path, sim: RunningSimulator) -> subprocess.CompletedProcess[str]:
-    """The CLI in a worker thread (the simulator keeps serving), stdout and stderr apart."""
-
-    def call() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-            [sys.executable, "-m", "orchestrator", *args],
-            capture_output=True,
-            text=True,
-            env=env_for(home, sim),
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-
-    return await anyio.to_thread.run_sync(call)
-
-
-async def start(plan_text: str, home: Path, sim: RunningSimulator, *extra: str) -> str:
-    """Run the plan to its end against `sim`; its run id."""
-    plan = home / "plan.yaml"
-    plan.write_text(plan_text)
-    done = await cli("run", str(plan), "--endpoint", sim.url, *extra, home=home, sim=sim)
-    assert done.returncode in {1, 3}, done  # some instances failed (or the run halted)
-    return run_id_of(done.stdout)
-
-
-def run_id_of(output: str) -> str:
-    match = re.search(r"^run (\S+): plan ", output, re.MULTILINE)
-    assert match is not None, output
-    return match.group(1)
-
-
-def executions(sim: RunningSimulator) -> dict[str, int]:
-    """Instance id → times the command started there, over every invocation."""
-    counts = sim.simulation.execution_counts()
-    return {instance: sum(counts.get(instance, {}).values()) for instance in (*BAD, *GOOD)}
-
-
-def journal_of(home: Path, run_id: str) -> JournalRecord:
-    return read_journal(journal_path(home / "state", run_id))
 
 
 async def test_a_retry_runs_exactly_the_failed_instances_and_names_its_parent(
@@ -158,7 +98,8 @@ async def test_a_retry_runs_exactly_the_failed_instances_and_names_its_parent(
     assert executions(sim) == dict.fromkeys((*BAD, *GOOD), 1)
 
     # No --endpoint: the calls go where the parent's went.
-    retried = await cli("retry", parent, home=tmp_path, sim=sim)
+    reports = tmp_path / "reports"
+    retried = await cli("retry", parent, "--report-dir", str(reports), home=tmp_path, sim=sim)
     assert retried.returncode == 1, retried  # they fail again: the fleet says so
     assert f"retry of {parent} (failed, undelivered, not_sent: 2 instances)" in retried.stdout
     child = run_id_of(retried.stdout)
@@ -171,6 +112,15 @@ async def test_a_retry_runs_exactly_the_failed_instances_and_names_its_parent(
     assert record.header.origin.only == ("failed", "undelivered", "not_sent")
     assert record.header.plan_text == journal_of(tmp_path, parent).header.plan_text
     assert {r.outcome for r in record.results.values()} == {Outcome.FAILED}
+    report = json.loads((reports / "report.json").read_text())
+    assert report["origin"] == {
+        "kind": "retry",
+        "parent": parent,
+        "only": ["failed", "undelivered", "not_sent"],
+    }
+    assert report["targets"]["selected"] == 2
+    summary = (reports / "summary.md").read_text()
+    assert f"retry of run {parent} (failed, undelivered, not\\_sent)" in summary, summary
 
     # A retry of the retry: its parent is the retry, and the same two run once more.
     again = await cli("retry", child, home=tmp_path, sim=sim)
@@ -256,3 +206,29 @@ async def test_a_running_an_interrupted_and_a_sim_parent_are_refused(
     assert refused.returncode == 2, refused
     assert "embedded simulator (--sim)" in refused.stderr
     assert executions(sim) == dict.fromkeys((*BAD, *GOOD), 1)
+
+
+async def test_a_resumed_retry_runs_the_same_plan_on_the_same_instances(
+    tmp_path: Path, sim: RunningSimulator
+):
+    parent = await start(GATED, tmp_path, sim, "--approve-all")
+    assert executions(sim) == dict.fromkeys((*BAD, *GOOD), 1)
+
+    # The retry's canary (one of the two) runs, then it waits for a person: killed there.
+    child = await kill_once_waiting(
+        command("retry", parent, "--log-format", "console"), tmp_path, sim
+    )
+    assert journal_of(tmp_path, child).state != "finished"
+    status = await cli("status", child, home=tmp_path, sim=sim)
+    assert f"retry of {parent} (failed, undelivered, not_sent: 2 instances)" in status.stdout
+    listed = await cli("runs", home=tmp_path, sim=sim)
+    assert f"retry of {parent}" in listed.stdout, listed.stdout
+
+    # The resume derives the retry's plan (the parent's, on the two) and cuts the same
+    # batches: it goes on, and neither instance runs twice in it.
+    resumed = await cli("resume", child, "--approve-all", home=tmp_path, sim=sim)
+    assert resumed.returncode == 1, resumed
+    record = journal_of(tmp_path, child)
+    assert record.state == "finished"
+    assert sorted(record.results) == sorted(BAD)
+    assert executions(sim) == {**dict.fromkeys(BAD, 2), **dict.fromkeys(GOOD, 1)}
