@@ -258,7 +258,7 @@ async def test_rollback_by_hand_on_a_finished_run(tmp_path: Path, sim: RunningSi
 
     status = await cli("status", child, home=tmp_path, sim=sim)
     assert status.returncode == 0, status
-    assert "rollback" in status.stdout  # its one wave
+    assert f"rollback of {parent} (3 instances)" in status.stdout
 
     # Neither rolled back nor retried: the journal records the plan it rolled back.
     for command in ("rollback", "retry"):
@@ -374,3 +374,17 @@ async def test_a_resumed_run_that_breaches_rolls_back_too(tmp_path: Path, sim: R
     assert (record.header.origin.kind, record.header.origin.parent) == ("rollback", parent)
     assert record.header.target["endpoint"] == sim.url  # where the run's calls went
     assert f"run {parent} halted (exit 3); rollback run {child}" in resumed.stdout
+
+
+async def test_a_param_override_reaches_the_rollback(tmp_path: Path, sim: RunningSimulator):
+    """`run --param version=2.0.0`: the rollback puts in the value the run had."""
+    plan = write_plan(tmp_path, "rollback")
+    done = await cli(
+        "run", str(plan), "--endpoint", sim.url, "--param", "version=2.0.0",
+        home=tmp_path, sim=sim,
+    )  # fmt: skip
+    assert done.returncode == 3, done
+    _, child = run_ids(done.stdout)
+    assert ran(sim, "echo undo 2.0.0") == Counter(dict.fromkeys(TOUCHED, 1))
+    assert ran(sim, UNDONE) == Counter()
+    assert dict(journal_of(tmp_path, child).header.origin.params) == {"version": "2.0.0"}
