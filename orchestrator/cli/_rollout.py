@@ -318,7 +318,12 @@ async def roll_back_after_breach(
     """`on_breach: rollback`, once run `run_id` has ended halted: if a breach halted it,
     its rollback run on the instances it touched, then how that went, last on stdout.
     Whatever happens here, the exit code stays the halted run's."""
-    record = read_journal(journal_path(Path(args.state_dir), run_id))
+    try:
+        record = read_journal(journal_path(Path(args.state_dir), run_id))
+    except OrchestratorError as exc:  # the run's own journal, just closed: not expected
+        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        console.print(f"run {run_id} halted; `orchestrator rollback {run_id}` rolls it back")
+        return
     if record.halt is None or record.halt.reason != "breach":
         return  # halted by a person (denied, stopped): they decide what comes next
     touched = tuple(instance.instance_id for instance in touched_instances(record))
