@@ -46,6 +46,13 @@ def parent_problem(args: argparse.Namespace, parent: JournalRecord, kind: str) -
     interrupted, or it ran against the embedded simulator."""
     run_id = parent.header.run_id
     cannot = f"cannot start a {kind} of run {run_id}"
+    if parent.header.origin.kind == "rollback":
+        # Its journal records the plan it rolled back: a child of it would be derived from
+        # that plan, not from the rollback it ran.
+        return (
+            f"{cannot}: it is itself the rollback of run {parent.header.origin.parent}; a "
+            "rollback is neither rolled back nor retried"
+        )
     if parent.header.target.get("sim") is not None:
         return (
             f"{cannot}: it ran against the embedded simulator (--sim), which ended with its "

@@ -13,6 +13,7 @@ from orchestrator.cli import (
     _instances,
     _recover,
     _retry,
+    _rollback,
     _rollout,
     _runs,
     _show,
@@ -38,6 +39,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "recover": _recover.recover,
     "resume": _runs.resume,
     "retry": _retry.retry,
+    "rollback": _rollback.rollback,
     "run": _rollout.run,
     "runs": _runs.runs,
     "show": _show.show,
@@ -159,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollout_commands(commands)
     _add_retry_command(commands)
     _add_exec_command(commands)
+    _add_rollback_command(commands)
     _add_journal_commands(commands)
     _add_offline_commands(commands)
     return parser
@@ -335,6 +338,37 @@ def _add_exec_command(commands: _Commands) -> None:
     _add_allow_concurrent(exe)
     _add_output_options(exe)
     _add_approvals(exe)
+
+
+def _add_rollback_command(commands: _Commands) -> None:
+    """rollback: a finished run's `rollback:` on the instances it touched."""
+    rollback = commands.add_parser(
+        "rollback",
+        help="run a finished run's rollback: on the instances it touched",
+        description="Start a new run of RUN's rollback: (its plan as the journal recorded "
+        "it) on exactly the instances RUN touched: succeeded, failed or stopped, never "
+        "one it did not reach. Its calls go where RUN's went, unless --endpoint, --region "
+        "or --profile say otherwise. Nothing touched: exit 0.",
+    )
+    rollback.add_argument("run", metavar="RUN", help="the finished run's id")
+    where = rollback.add_argument_group("where to send calls (default: where RUN's went)")
+    where.add_argument("--region", help="region id")
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    where.add_argument("--endpoint", help="endpoint URL")
+    rollback.add_argument(
+        "--ignore-quota",
+        action="store_true",
+        help="start even if the daily invocation quota cannot cover the run",
+    )
+    rollback.add_argument(
+        "--new",
+        action="store_true",
+        help="start although the plan's last run here is interrupted",
+    )
+    _add_allow_concurrent(rollback)
+    _add_output_options(rollback)
+    _add_state_dir(rollback)
+    rollback.set_defaults(approve=[], approve_all=False)  # a rollback has no approval
 
 
 def _add_journal_commands(commands: _Commands) -> None:

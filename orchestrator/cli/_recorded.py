@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.plan import PlanError, Targets, override_params, parse_plan
+from orchestrator.plan import PlanError, Targets, override_params, parse_plan, rollback_plan
 
 if TYPE_CHECKING:
     from orchestrator.journal import JournalRecord, RunHeader
@@ -35,6 +35,8 @@ def recorded_plan(header: RunHeader) -> Plan:
         # the journal's instances are they (a resume never resolves again).
         ids = tuple(instance.instance_id for instance in header.instances)
         plan = replace(plan, targets=Targets(instances=ids))
+    if header.origin.kind == "rollback":  # the parent's plan is recorded: run its rollback
+        plan = rollback_plan(plan)
     return plan
 
 

@@ -37,7 +37,7 @@ from orchestrator.cli._json_output import emit, runs_document, status_document
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._overrides import origin_lines, reported_origin
 from orchestrator.cli._recorded import recorded_plan
-from orchestrator.cli._rollout import plan_digest
+from orchestrator.cli._rollout import plan_digest, roll_back_after_breach
 from orchestrator.cli._summary import print_summary
 from orchestrator.cli._wiring import Target, connect
 from orchestrator.errors import JournalError
@@ -251,7 +251,10 @@ def _continue(
                     identity=identity,
                 )
                 async with reopen_journal(journal_path(state_dir, header.run_id)) as journal:
-                    return await execute(job, conn, journal, console)
+                    code = await execute(job, conn, journal, console)
+                if plan.on_breach == "rollback" and code == ExitCode.HALTED:  # as `run` does
+                    await roll_back_after_breach(args, header.run_id, conn, console)
+                return code
 
     return run_async(main)
 

@@ -57,6 +57,7 @@ from orchestrator.journal._schema import (
     journal_path,
     migrate,
 )
+from orchestrator.journal._touched import TOUCHED, touched_instances
 from orchestrator.journal._writer import (
     FLUSH_EVERY,
     JournalWriter,
@@ -75,6 +76,7 @@ __all__ = [
     "PLAN_FILE",
     "RESUMABLE_HALTS",
     "SCHEMA_VERSION",
+    "TOUCHED",
     "UNREADABLE",
     "BatchRow",
     "FoundBatch",
@@ -104,5 +106,6 @@ __all__ = [
     "read_journal",
     "reopen_journal",
     "run_invocations",
+    "touched_instances",
     "write_recovered",
 ]

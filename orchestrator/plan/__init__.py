@@ -9,18 +9,31 @@ flags and checks it the same way, its problems pointed at the flags.
 `check_credentials_in_use(plan, credentials)` is the last check, once the credentials a
 run signs with are known: nothing the plan sends may hold them.
 `override_params(plan, values)` is the plan with `--param` values in place, checked again.
+`rollback_plan(plan)` is the plan a rollback run of `plan` runs: its `rollback:` as the
+command, in one wave.
 """
 
 from orchestrator.errors import PlanError, Problem
 from orchestrator.plan._adhoc import ADHOC_PLAN_PATH, AdhocCommand, AdhocPlan, build_adhoc_plan
 from orchestrator.plan._in_use import check_credentials_in_use
 from orchestrator.plan._load import load_plan, parse_plan, read_plan_text
-from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Verify, Wave
+from orchestrator.plan._model import (
+    Amount,
+    Command,
+    Limits,
+    Plan,
+    Rollback,
+    Targets,
+    Verify,
+    Wave,
+)
 from orchestrator.plan._overrides import override_params, parse_param
+from orchestrator.plan._rollback import ROLLBACK_WAVE, rollback_plan
 from orchestrator.plan._values import parse_amount
 
 __all__ = [
     "ADHOC_PLAN_PATH",
+    "ROLLBACK_WAVE",
     "AdhocCommand",
     "AdhocPlan",
     "Amount",
@@ -29,6 +42,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "Problem",
+    "Rollback",
     "Targets",
     "Verify",
     "Wave",
@@ -40,4 +54,5 @@ __all__ = [
     "parse_param",
     "parse_plan",
     "read_plan_text",
+    "rollback_plan",
 ]

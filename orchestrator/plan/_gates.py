@@ -49,6 +49,8 @@ VERIFY_KEYS: Final = ("content", "script", "type", "timeout")
 PAUSE_MAX: Final = 24 * 3600.0  # seconds
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 _AGENT_VALUES: Final = ("acs::", "oos:", "oos-secret:")
+# What a check's content is, for "needs content (the … itself)".
+_SCRIPT_OF: Final = {"verify": "check", "rollback": "script that undoes the command"}
 _NO_VERIFY: Final = False  # `verify: false`: this wave has none, whatever the defaults say
 _WAVE: Final = Wave("", Amount(1))  # the model's gate defaults
 _T = TypeVar("_T")
@@ -175,9 +177,20 @@ def _read_verify(
             TYPE,
         )
         return None
-    section = Section(findings, value, path, VERIFY_KEYS)
-    content, where = _verify_content(section, context)
-    verify_type = _verify_type(section, context.command)
+    return read_check(Section(findings, value, path, VERIFY_KEYS), context)
+
+
+def read_check(
+    section: Section, context: Context, *, what: str = "verify", filled: bool = True
+) -> Verify:
+    """A script of its own besides the command (a `verify`, or the plan's `rollback`):
+    its content or script, type and timeout, checked by the API's rules with the
+    command's parameters put in. `what` names it in messages and rule names
+    (`verify-type`, `rollback-parameters`); `filled`: whether the content returned has
+    the parameters put in, or is as written (to be filled when it is sent)."""
+    findings = section.findings
+    content, where = _check_content(section, context, what)
+    check_type = _check_type(section, context.command, what)
     timeout = section.integer(
         "timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
     )
@@ -185,7 +198,7 @@ def _read_verify(
         findings.add(
             section.at("timeout"), "must be a non-negative number of seconds", "InvalidParameter"
         )
-    text = _fill(content or "", context.command.parameters, findings, where)
+    text = _fill(content or "", context.command.parameters, findings, where, what)
     size = len(base64.b64encode(text.encode()))
     if size > codes.CONTENT_MAX_BYTES:
         findings.add(
@@ -193,18 +206,20 @@ def _read_verify(
             f"is {size} bytes after Base64 (and parameters); at most {codes.CONTENT_MAX_BYTES}",
             "CmdContent.ExceedLimit",
         )
-    return Verify(content=text, type=verify_type, timeout=timeout)
+    return Verify(content=text if filled else content or "", type=check_type, timeout=timeout)
 
 
-def _verify_content(section: Section, context: Context) -> tuple[str | None, str]:
-    """The verify's script text (from `content` or `script`) and the field it came from."""
+def _check_content(section: Section, context: Context, what: str) -> tuple[str | None, str]:
+    """The check's script text (from `content` or `script`) and the field it came from."""
     findings = section.findings
     has_content, has_script = section.has("content"), section.has("script")
     if has_content and has_script:
         findings.add(section.at("script"), "give content or script, not both", "content-or-script")
     elif not has_content and not has_script and not findings.broken(section.path):
         findings.add(
-            section.path, "needs content (the check itself) or script (a file)", "content-or-script"
+            section.path,
+            f"needs content (the {_SCRIPT_OF.get(what, what)} itself) or script (a file)",
+            "content-or-script",
         )
     where = section.at("script" if has_script and not has_content else "content")
     content = section.string("content")
@@ -217,29 +232,31 @@ def _verify_content(section: Section, context: Context) -> tuple[str | None, str
     return content, where
 
 
-def _verify_type(section: Section, command: Command) -> str:
-    """The verify's type: as given, else the command's; of the command's OS family."""
+def _check_type(section: Section, command: Command, what: str) -> str:
+    """The check's type: as given, else the command's; of the command's OS family."""
     default = command.type if command.type in codes.COMMAND_TYPES else "RunShellScript"
-    verify_type = section.string("type", default) or default
-    if verify_type not in codes.COMMAND_TYPES:
+    check_type = section.string("type", default) or default
+    if check_type not in codes.COMMAND_TYPES:
         section.findings.add(
             section.at("type"),
-            f"{shown(verify_type)} is not one of {', '.join(codes.COMMAND_TYPES)}",
+            f"{shown(check_type)} is not one of {', '.join(codes.COMMAND_TYPES)}",
             "InvalidCmdType.NotFound",
         )
-    elif command.type in codes.COMMAND_TYPES and _family(verify_type) != _family(command.type):
+    elif command.type in codes.COMMAND_TYPES and _family(check_type) != _family(command.type):
         family = _family(command.type)
         section.findings.add(
             section.at("type"),
             f"the command is a {family} script, so every instance it ran on is {family}: "
-            f"a {verify_type} verify could run on none of them",
-            "verify-type",
+            f"a {check_type} {what} could run on none of them",
+            f"{what}-type",
         )
-    return verify_type
+    return check_type
 
 
-def _fill(content: str, values: Mapping[str, str], findings: Findings, where: str) -> str:
-    """The verify's content with the command's parameters put in; a reference nothing can
+def _fill(
+    content: str, values: Mapping[str, str], findings: Findings, where: str, what: str
+) -> str:
+    """The check's content with the command's parameters put in; a reference nothing can
     fill (a built-in, the parameter store, a name the command has no value for) is refused."""
     given = {key.casefold() for key in values}
     reported: set[str] = set()
@@ -250,17 +267,17 @@ def _fill(content: str, values: Mapping[str, str], findings: Findings, where: st
             reported.add(ref)
             findings.add(
                 where,
-                f"{{{{{ref}}}}}: a verify is sent without EnableParameter, so the agent would "
+                f"{{{{{ref}}}}}: a {what} is sent without EnableParameter, so the agent would "
                 "not fill this in; use the shell's own means (hostname, the metadata service)",
-                "verify-parameters",
+                f"{what}-parameters",
             )
         elif _NAME.fullmatch(ref) and ref.casefold() not in given:
             reported.add(ref)
             names = ", ".join(sorted(values)) or "none"
             findings.add(
                 where,
-                f"{{{{{ref}}}}}: a verify may use the command's parameters ({names}), and "
+                f"{{{{{ref}}}}}: a {what} may use the command's parameters ({names}), and "
                 "this is not one of them",
-                "verify-parameters",
+                f"{what}-parameters",
             )
     return render(content, values)

@@ -7,10 +7,10 @@ holding it) would hand it to every instance, where anyone who may read invocatio
 it. So before any RunCommand, the strings RunCommand would carry are checked for the
 actual values: the content as sent and with its `{{name}}`s filled in as the agent fills
 them (a secret split over two parameters comes together only there), each parameter's
-name and value, every verify's content, the name, description, working directory,
-username and the other text fields, and the tags. Content goes out Base64, so the Base64
-spellings of a secret count too (a script may carry it encoded and decode it). A finding
-names the field and which credential, never the value.
+name and value, every verify's content and the rollback's, the name, description,
+working directory, username and the other text fields, and the tags. Content goes out
+Base64, so the Base64 spellings of a secret count too (a script may carry it encoded and
+decode it). A finding names the field and which credential, never the value.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def _sent(plan: Plan) -> Iterator[tuple[str, str, str]]:
     for i, wave in enumerate(plan.waves):
         if wave.verify is not None:
             yield f"waves[{i}].verify.content", "", wave.verify.content
+    if plan.rollback is not None:  # sent later, by a rollback run, but sent all the same
+        yield "rollback.content", "", plan.rollback.content
 
 
 def _fields(command: Command) -> Iterator[tuple[str, str, str]]:

@@ -6,11 +6,12 @@ steps: YAML with lines (`_yaml`), the sections read with their types checked
 and the credentials scan (`_secrets`). Nothing stops at the first problem; the error
 lists them in file order, `FILE:LINE: field: what is wrong (Code)`.
 
-`Plan.sha256` is the SHA-256 of the plan file's bytes followed by the script file's
-bytes, if the plan names one: the journal refuses to resume a run when either changed.
-Scripts are read from the plan file's directory, or the `script_dirs` the operator names
-(`_script`). A plan is small: more than MAX_PLAN_BYTES is refused unread (rule `read`),
-so `orchestrator validate /dev/zero` ends at once.
+`Plan.sha256` is the SHA-256 of the plan file's bytes followed by the bytes of every
+script file it names (the command's, the verifies', the rollback's, in that order): the
+journal refuses to resume a run when one changed. Scripts are read from the plan file's
+directory, or the `script_dirs` the operator names (`_script`). A plan is small: more
+than MAX_PLAN_BYTES is refused unread (rule `read`), so `orchestrator validate
+/dev/zero` ends at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from orchestrator.plan._findings import Findings
 from orchestrator.plan._gates import Context, read_wave_defaults
 from orchestrator.plan._model import Command, Plan, Targets
 from orchestrator.plan._reader import Section
+from orchestrator.plan._rollback import check_on_breach, read_rollback
 from orchestrator.plan._rules import Where, check_command
 from orchestrator.plan._rules_params import uses_agent_values
 from orchestrator.plan._script import ScriptPlaces, read_script
@@ -50,10 +52,11 @@ TOP_KEYS: Final = (
     "on_breach",
     "order",
     "count_undelivered",
+    "rollback",
 )
 # Keys the next versions add (`not-supported-yet`); none at present.
 TOP_LATER: Final[MappingProxyType[str, str]] = MappingProxyType({})
-ON_BREACH: Final = ("stop_in_flight", "finish_in_flight")  # the first is the default
+ON_BREACH: Final = ("stop_in_flight", "finish_in_flight", "rollback")  # the first: default
 ORDERS: Final = ("spread", "by_zone")  # the first is the default
 COMMAND_KEYS: Final = (
     "type",
@@ -167,7 +170,9 @@ def _parse(text: str, raw: bytes, source: Path | None, script_dirs: tuple[Path, 
     defaults = read_wave_defaults(findings, top.data.get("wave_defaults"), context)
     waves = read_waves(findings, top.data.get("waves"), defaults=defaults, context=context)
     limits = read_limits(findings, top.data.get("limits"))
+    rollback = read_rollback(findings, top.data.get("rollback"), context)
     on_breach = top.choice("on_breach", ON_BREACH, ON_BREACH[0], code="on-breach")
+    check_on_breach(findings, on_breach, rollback)
     order = top.choice("order", ORDERS, ORDERS[0], code="order")
     count_undelivered = top.boolean("count_undelivered", default=True)
     if findings:
@@ -181,9 +186,10 @@ def _parse(text: str, raw: bytes, source: Path | None, script_dirs: tuple[Path, 
         region=region,
         source=source,
         sha256=hasher.hexdigest(),
-        on_breach=cast("Literal['stop_in_flight', 'finish_in_flight']", on_breach),
+        on_breach=cast("Literal['stop_in_flight', 'finish_in_flight', 'rollback']", on_breach),
         order=cast("Literal['spread', 'by_zone']", order),
         count_undelivered=count_undelivered,
+        rollback=rollback,
     )
 
 

@@ -121,6 +121,26 @@ class Verify:
 
 
 @dataclass(frozen=True, slots=True)
+class Rollback:
+    """What undoes the command: run by `on_breach: rollback` or `orchestrator rollback
+    RUN` on the instances a run touched (those where the command began: succeeded,
+    failed, stopped), as a run of its own with one wave, `rollback`, and this gate.
+
+    `content`, `type` and `timeout` as a `Verify`'s (sent without EnableParameter, as
+    the agent's default user), but `content` is as written: the command's parameters
+    are put in when it is sent (`rollback_plan`), as the run had them. `max_errors`: None (the
+    default) = no limit: a rollback that fails on some instances still rolls back the
+    others, and reports the failures. `max_concurrency`: instances rolling back at once
+    (None: `limits.max_concurrency`)."""
+
+    content: str
+    type: str = "RunShellScript"
+    timeout: int = 60
+    max_errors: Amount | None = None
+    max_concurrency: Amount | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Wave:
     """One step of the rollout: `size` instances (a count or a percentage of the whole
     target set); the last wave takes whatever remains.
@@ -168,11 +188,13 @@ class Plan:
     to resume a run whose plan file changed).
 
     `on_breach`: when a wave breaches its gate, `stop_in_flight` sends StopInvocation to
-    what still runs; `finish_in_flight` lets it finish. Either way later waves never
-    start. `order`: `spread` mixes zones in every wave and batch; `by_zone` finishes
-    one zone before the next. `count_undelivered`: whether instances that never ran
-    (agent offline, delivery deadline) count against `max_errors` (they do by default,
-    unlike SSM).
+    what still runs; `finish_in_flight` lets it finish; `rollback` stops it as
+    `stop_in_flight` does, then the CLI starts a run of `rollback` on the instances the
+    run touched. Either way later waves never start. `order`: `spread` mixes zones in
+    every wave and batch; `by_zone` finishes one zone before the next.
+    `count_undelivered`: whether instances that never ran (agent offline, delivery
+    deadline) count against `max_errors` (they do by default, unlike SSM). `rollback`:
+    what undoes the command (`Rollback`), if the plan says.
     """
 
     name: str
@@ -183,6 +205,7 @@ class Plan:
     region: str | None = None
     source: Path | None = None
     sha256: str = ""
-    on_breach: Literal["stop_in_flight", "finish_in_flight"] = "stop_in_flight"
+    on_breach: Literal["stop_in_flight", "finish_in_flight", "rollback"] = "stop_in_flight"
     order: Literal["spread", "by_zone"] = "spread"
     count_undelivered: bool = True
+    rollback: Rollback | None = None

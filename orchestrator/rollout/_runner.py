@@ -209,7 +209,8 @@ class _Rollout:
             slots=slots,
             sink=sink,
             clock=clock,
-            stop_in_flight=plan.on_breach == "stop_in_flight",
+            # `rollback` stops what runs first: the rollback run starts after this one.
+            stop_in_flight=plan.on_breach != "finish_in_flight",
         )
         self._times: dict[int, tuple[datetime, datetime]] = {}
         self._in_flight_at_breach = 0

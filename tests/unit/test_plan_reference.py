@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan import Amount, Command, Limits, Plan, Targets, Verify, Wave, _gates, _load
+from orchestrator.plan import (
+    Amount,
+    Command,
+    Limits,
+    Plan,
+    Rollback,
+    Targets,
+    Verify,
+    Wave,
+    _gates,
+    _load,
+    _rollback,
+)
 from orchestrator.plan import _sections as plan_sections
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +33,7 @@ SECTIONS: dict[type, str] = {
     Command: "command",
     Wave: "waves",
     Verify: "verify",
+    Rollback: "rollback",
     Limits: "limits",
     Amount: "Amounts",
 }
@@ -87,6 +100,7 @@ def test_every_model_field_is_documented(cls: type, name: str) -> None:
     + [("targets", k) for k in plan_sections.TARGET_KEYS]
     + [("waves", k) for k in plan_sections.WAVE_KEYS]
     + [("verify", k) for k in _gates.VERIFY_KEYS]
+    + [("rollback", k) for k in _rollback.ROLLBACK_KEYS]
     + [("limits", k) for k in plan_sections.LIMIT_KEYS],
 )
 def test_every_accepted_key_is_documented(heading: str, key: str) -> None:
