@@ -18,6 +18,7 @@ from orchestrator.cli import (
     _runs,
     _show,
     _sim,
+    _status,
 )
 from orchestrator.cli._completion import DIRECTORY, FILE, SHELLS, completes, print_completion
 from orchestrator.cli._json_output import add_json_flag
@@ -41,10 +42,10 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "retry": _retry.retry,
     "rollback": _rollback.rollback,
     "run": _rollout.run,
-    "runs": _runs.runs,
+    "runs": _status.runs,
     "show": _show.show,
     "sim": _sim.run,
-    "status": _runs.status,
+    "status": _status.status,
     "stop": _runs.stop,
     "validate": _rollout.validate,
 }

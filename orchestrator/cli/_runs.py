@@ -1,4 +1,4 @@
-"""`orchestrator resume`, `status`, `runs` and `stop`: a run's journal, from any shell.
+"""`orchestrator resume` and `stop`: take a run over from its journal, from any shell.
 
 `resume RUN` continues an interrupted run as recorded (the plan text and the instances
 in the journal, the same waves, batches and ClientTokens); a finished run only prints its
@@ -7,7 +7,7 @@ runs: a resume never sends other commands than the run started with. A run again
 embedded simulator cannot be resumed: the simulator's state ended with its process.
 A resume holds the plan's lock and passes the API guard as `run` does (`_concurrency`),
 its own invocations aside.
-`status` and `runs` only read. `stop RUN` asks the live process to stop (the stop
+`stop RUN` asks the live process to stop (the stop
 marker) and waits for it; when that process is gone, it records the stop (the same
 marker, synced) and then does the stopping itself: it takes the run over and follows
 every invocation the journal knows to its end, sending StopInvocation to what still
@@ -26,27 +26,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from rich.markup import escape
-from rich.measure import Measurement
-from rich.table import Table
 
 from orchestrator.cli._approve import build_approver
 from orchestrator.cli._concurrency import check_live_runs, plan_lock
 from orchestrator.cli._execute import Job, execute, not_resumable, recorded_stop, request_stop
 from orchestrator.cli._exit import ExitCode, make_console, run_async
-from orchestrator.cli._json_output import emit, runs_document, status_document
 from orchestrator.cli._outputs import OutputOptions
-from orchestrator.cli._overrides import origin_lines, reported_origin
+from orchestrator.cli._overrides import reported_origin
 from orchestrator.cli._recorded import recorded_plan
 from orchestrator.cli._rollout import plan_digest, roll_back_after_breach
+from orchestrator.cli._status import read_record, state_text
 from orchestrator.cli._summary import print_summary
 from orchestrator.cli._wiring import Target, connect
-from orchestrator.errors import JournalError
 from orchestrator.journal import (
     JournalRecord,
     RunLock,
     find_lost_sends,
     journal_path,
-    list_runs,
     lock_holder,
     read_journal,
     reopen_journal,
@@ -54,9 +50,7 @@ from orchestrator.journal import (
 from orchestrator.plan import PlanError, check_credentials_in_use
 from orchestrator.report import RunFacts
 from orchestrator.rollout import (
-    DEFAULT_STATE_DIR,
     BatchState,
-    Outcome,
     PlanIdentity,
     Refuse,
     order_for,
@@ -69,20 +63,10 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from orchestrator.journal import RunListing
     from orchestrator.plan import Plan
     from orchestrator.rollout import RunHistory
 
-RUNS_COLUMNS: Final = ("run", "plan", "started", "state", "instances", "results", "exit")
 STOP_WAIT: Final = 0.2  # real seconds between looks at a stopping run's lock
-
-
-def _record(args: argparse.Namespace, errors: Console) -> JournalRecord | None:
-    try:
-        return read_journal(journal_path(Path(args.state_dir), args.run))
-    except JournalError as exc:
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        return None
 
 
 def _recorded_plan(record: JournalRecord, errors: Console) -> Plan | None:
@@ -135,7 +119,7 @@ def _check_batches(plan: Plan, record: JournalRecord) -> str:
 def resume(args: argparse.Namespace) -> int:
     """Continue an interrupted run from its journal."""
     console, errors = make_console(), make_console(stderr=True)
-    record = _record(args, errors)
+    record = read_record(args, errors)
     if record is None:
         return ExitCode.USAGE
     run_id = record.header.run_id
@@ -272,162 +256,10 @@ def _print_history(console: Console, record: JournalRecord, history: RunHistory)
     console.print(line)
 
 
-def status(args: argparse.Namespace) -> int:
-    """What a run is doing (or did), from its journal; read-only."""
-    console, errors = make_console(), make_console(stderr=True)
-    if args.run is None:
-        listed = list_runs(Path(args.state_dir))
-        if not listed:
-            errors.print(f"[bold red]error:[/] no runs under {escape(args.state_dir)}")
-            return ExitCode.USAGE
-        args.run = listed[0].run_id
-    record = _record(args, errors)
-    if record is None:
-        return ExitCode.USAGE
-    header = record.header
-    run_dir = Path(args.state_dir) / "runs" / header.run_id
-    state = _state_text(record, run_dir, Path(args.state_dir))
-    in_flight = _in_flight(record)
-    if args.json:
-        emit(status_document(record, run_dir, state, [wave for _, wave in in_flight]))
-        return ExitCode.OK
-    console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
-    for line in origin_lines(header):
-        console.print(escape(line), soft_wrap=True)
-    console.print(f"state: {escape(state)}", soft_wrap=True)
-    console.print(
-        f"started {header.created_at:%Y-%m-%d %H:%M:%S}Z, last written "
-        f"{record.updated_at:%Y-%m-%d %H:%M:%S}Z"
-    )
-    table = Table(title="Waves", title_justify="left")
-    for column in ("wave", "size", "state", *(o.value for o in Outcome), "running"):
-        table.add_column(column, justify="left" if column in {"wave", "state"} else "right")
-    for wave in record.waves:
-        counts = wave.counts
-        running = sum(1 for _, w in in_flight if w == wave.index)
-        table.add_row(
-            wave.name,
-            str(wave.size),
-            wave.state,
-            *(str(counts.get(o, 0)) for o in Outcome),
-            str(running),
-        )
-    console.print(table)
-    states = Counter(row.state.value for row in record.batches)
-    console.print(
-        "batches: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none sent")
-    )
-    if record.halt is not None:
-        console.print(f"halted ({record.halt.reason}): {escape(record.halt_text)}")
-    return ExitCode.OK
-
-
-def _in_flight(record: JournalRecord) -> list[tuple[str, int]]:
-    """(instance, wave) sent in an accepted or unanswered run batch, with no result."""
-    found = []
-    for row in record.batches:
-        if row.purpose != "run" or row.state not in {BatchState.ACCEPTED, BatchState.SENDING}:
-            continue
-        found += [(i, row.wave) for i in row.instance_ids if i not in record.results]
-    return found
-
-
-def _state_text(record: JournalRecord, run_dir: Path, state_dir: Path | None = None) -> str:
-    run_id = record.header.run_id
-    holder = lock_holder(run_dir)
-    if holder is not None:
-        running = f"running (pid {holder.pid} on {holder.host})"
-        if record.waiting_for is None:
-            return running
-        return (
-            f"{running}, waiting for the approval of wave {record.waiting_for}: "
-            f"`{approve_command(run_id, record.waiting_for, state_dir)}` gives it"
-        )
-    if record.state == "finished":
-        code = f", exit {record.exit_code}" if record.exit_code is not None else ""
-        if record.halt is not None:
-            return f"halted ({record.halt.reason}){code}"
-        return f"finished{code}"
-    how = "interrupted" if record.state == "interrupted" else "its process is gone"
-    if record.header.target.get("sim") is not None:
-        return f"{how}: {not_resumable(run_id)}"
-    if recorded_stop(run_dir) is not None:
-        return f"{how}, a stop was asked: `orchestrator resume {record.header.run_id}` stops it"
-    return f"{how}: continue it with `orchestrator resume {record.header.run_id}`"
-
-
-def runs(args: argparse.Namespace) -> int:
-    """Every run under the state dir, newest first."""
-    console = make_console()
-    if args.json:
-        emit(runs_document(Path(args.state_dir)))
-        return ExitCode.OK
-    listed = list_runs(Path(args.state_dir))
-    if not listed:
-        console.print(f"no runs under {escape(args.state_dir)}")
-        return ExitCode.OK
-    rows = [
-        (
-            run.run_id,
-            run.plan_name,
-            f"{run.created_at:%Y-%m-%d %H:%M}" if run.created_at else "",
-            _listed_state(
-                run, alive=lock_holder(Path(args.state_dir) / "runs" / run.run_id) is not None
-            ),
-            str(run.instances),
-            ", ".join(f"{n} {o.value}" for o, n in run.counts.items() if n),
-            "" if run.exit_code is None else str(run.exit_code),
-        )
-        for run in listed
-    ]
-    table = Table()
-    # A person copies run ids from here, and scripts grep a state: no column is ever cut
-    # or wrapped (each is as wide as its widest cell) but the results, which wrap.
-    for position, column in enumerate(RUNS_COLUMNS):
-        whole = column != "results"
-        widest = max(len(column), *(len(row[position]) for row in rows))
-        table.add_column(
-            column,
-            justify="right" if column in {"instances", "exit"} else "left",
-            no_wrap=whole,
-            min_width=widest if whole else None,
-        )
-    for row in rows:
-        table.add_row(*row)
-    # Wider than the console rather than cut.
-    needed = Measurement.get(console, console.options.update_width(10**6), table).minimum
-    console.width = max(console.width, needed)  # print(width=) is capped at the console's
-    console.print(table)
-    return ExitCode.OK
-
-
-def _listed_state(run: RunListing, *, alive: bool) -> str:
-    of = "" if run.parent is None else f"; {run.kind} of {run.parent}"
-    return _listed_progress(run, alive=alive) + of
-
-
-def _listed_progress(run: RunListing, *, alive: bool) -> str:
-    if alive:
-        return f"waiting for approval of {run.waiting_for}" if run.waiting_for else "running"
-    if run.state == "finished" and run.halt_reason:
-        return f"halted ({run.halt_reason})"
-    return run.state
-
-
-def approve_command(run_id: str, wave: str, state_dir: Path | None) -> str:
-    """The command that approves `wave` of `run_id` (its --state-dir when not the default)."""
-    where = (
-        f" --state-dir {state_dir}"
-        if state_dir is not None and state_dir != DEFAULT_STATE_DIR
-        else ""
-    )
-    return f"orchestrator approve {run_id} {wave}{where}"
-
-
 def stop(args: argparse.Namespace) -> int:
     """Stop a run: ask its live process, or, when it is gone, stop what it sent."""
     console, errors = make_console(), make_console(stderr=True)
-    record = _record(args, errors)
+    record = read_record(args, errors)
     if record is None:
         return ExitCode.USAGE
     run_id = record.header.run_id
@@ -448,9 +280,9 @@ def stop(args: argparse.Namespace) -> int:
                 )
                 return ExitCode.API_ERROR
             time.sleep(STOP_WAIT)  # another process's lock: nothing to wait on but time
-        final = _record(args, errors)
+        final = read_record(args, errors)
         if final is not None:
-            console.print(f"run {run_id}: {_state_text(final, run_dir)}")
+            console.print(f"run {run_id}: {state_text(final, run_dir)}")
         return ExitCode.OK
     if record.state == "finished":
         console.print(f"run {run_id} is finished; nothing to stop")

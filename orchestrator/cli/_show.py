@@ -29,7 +29,7 @@ from orchestrator.cli._json_output import (
     wave_fields,
 )
 from orchestrator.cli._recorded import recorded_plan
-from orchestrator.cli._runs import _in_flight, _state_text
+from orchestrator.cli._status import in_flight, plan_words, state_text
 from orchestrator.errors import JournalError, PlanError
 from orchestrator.journal import journal_path, lock_holder, read_journal
 from orchestrator.report import OutputFiles
@@ -77,7 +77,7 @@ def show(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     run_dir = state_dir / "runs" / record.header.run_id
     if args.instance is None:
-        state = _state_text(record, run_dir, state_dir)
+        state = state_text(record, run_dir, state_dir)
         if args.json:
             emit(run_document(record, run_dir, state))
         else:
@@ -169,7 +169,7 @@ def _planned_wave(record: JournalRecord, instance_id: str) -> str | None:
 
 def run_document(record: JournalRecord, run_dir: Path, state_text: str) -> Document:
     """`show RUN --json`: the run, its waves and its gate decisions."""
-    running = Counter(wave for _, wave in _in_flight(record))
+    running = Counter(wave for _, wave in in_flight(record))
     return {
         "schema": SCHEMAS["show-run"],
         **run_fields(record, alive=lock_holder(run_dir) is not None, state_text=state_text),
@@ -229,7 +229,7 @@ def _clock(moment: datetime | None) -> str:
 
 def _print_run(console: Console, record: JournalRecord, state: str) -> None:
     header = record.header
-    console.print(f"run {header.run_id}: plan {header.plan_name} ({header.plan_path})")
+    console.print(f"run {header.run_id}: {plan_words(header)}")
     console.print(f"state: {escape(state)}", soft_wrap=True)
     console.print(
         f"started {_when(header.created_at)}, "

@@ -283,7 +283,8 @@ async def test_the_same_command_is_one_plan_and_stop_works_on_it(
             assert run_id in twice.stderr
 
             status = await cli("status", run_id, home=tmp_path, sim=slow, endpoint=False)
-            assert re.search(r"plan exec-[0-9a-f]{8} \(\(exec\)\)", status.stdout), status.stdout
+            plan_line = r"plan exec-[0-9a-f]{8} \(ad hoc: orchestrator exec\)"
+            assert re.search(plan_line, status.stdout), status.stdout
             assert f"running (pid {process.pid}" in status.stdout
 
             stopped = await cli("stop", run_id, home=tmp_path, sim=slow, endpoint=False)
