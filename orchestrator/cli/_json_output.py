@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from orchestrator.cli._preview import Preview, WavePreview
-    from orchestrator.journal import GateRow, JournalRecord, WaveState
+    from orchestrator.journal import GateRow, JournalRecord, RunOrigin, WaveState
     from orchestrator.rollout import InstanceResult
 
 Document = dict[str, Any]
@@ -92,6 +92,8 @@ def runs_document(state_dir: Path) -> Document:
                 "updated_at": iso(run.updated_at),
                 "instances": run.instances,
                 "counts": counts(run.counts),
+                "kind": run.kind,
+                "parent": run.parent,
                 "error": run.error or None,
             }
             for run, alive in listed
@@ -127,6 +129,18 @@ def run_fields(record: JournalRecord, *, alive: bool, state_text: str) -> Docume
         "instances": len(header.instances),
         "skipped": len(header.skipped),
         "counts": counts(record.counts()),
+        "origin": origin_fields(header.origin),
+    }
+
+
+def origin_fields(origin: RunOrigin) -> Document:
+    """How the run came to be; of its `--param` overrides, the names only, never a value."""
+    return {
+        "kind": origin.kind,
+        "parent": origin.parent,
+        "only": list(origin.only),
+        "limit": list(origin.limit),
+        "params": sorted(origin.params),
     }
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from orchestrator.journal import journal_path, read_journal
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from orchestrator.journal import JournalRecord
@@ -82,12 +83,6 @@ async def start(
     done = await cli("run", str(plan), "--endpoint", sim.url, *extra, home=home, sim=sim)
     assert done.returncode in codes, done
     return run_id_of(done.stdout)
-
-
-def run_id_of(output: str) -> str:
-    match = re.search(r"^run (\S+): plan ", output, re.MULTILINE)
-    assert match is not None, output
-    return match.group(1)
 
 
 def executions(sim: RunningSimulator) -> dict[str, int]:

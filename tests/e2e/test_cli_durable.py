@@ -21,12 +21,12 @@ import pytest
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.rollout import Outcome
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import run_id_of, until_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from anyio.abc import Process
 
 pytestmark = pytest.mark.anyio
 
@@ -105,24 +105,6 @@ async def slow() -> AsyncIterator[RunningSimulator]:
     """Commands that run for hours: a run stays in flight until it is stopped."""
     async with serve(load_fleet(FLEET.format(scale=0.01, duration=10**6))) as sim:
         yield sim
-
-
-async def until_line(process: Process, text: str) -> str:
-    """Read the process's output until it holds `text`; all of it so far."""
-    assert process.stdout is not None
-    seen = ""
-    with anyio.fail_after(60):
-        async for chunk in process.stdout:
-            seen += chunk.decode()
-            if text in seen:
-                return seen
-    raise AssertionError(f"{text!r} never came:\n{seen}")
-
-
-def run_id_of(output: str) -> str:
-    first = output.splitlines()[0]
-    assert first.startswith("run "), output
-    return first.split()[1].rstrip(":")
 
 
 async def run_killed_at(

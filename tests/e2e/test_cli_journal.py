@@ -19,12 +19,12 @@ import pytest
 from orchestrator.journal import RunLock, journal_path, read_journal
 from orchestrator.rollout import Outcome
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import run_id_of, until_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from anyio.abc import Process
 
 pytestmark = pytest.mark.anyio
 
@@ -112,24 +112,6 @@ def plan_file(home: Path) -> Path:
     path = home / "plan.yaml"
     path.write_text(PLAN)
     return path
-
-
-def run_id_of(output: str) -> str:
-    first = output.splitlines()[0]
-    assert first.startswith("run "), output
-    return first.split()[1].rstrip(":")
-
-
-async def until_line(process: Process, text: str) -> str:
-    """Read the process's output until a line containing `text`; all of it so far."""
-    assert process.stdout is not None
-    seen = ""
-    with anyio.fail_after(60):
-        async for chunk in process.stdout:
-            seen += chunk.decode()
-            if text in seen:
-                return seen
-    raise AssertionError(f"{text!r} never came:\n{seen}")
 
 
 async def test_runs_status_and_resuming_a_finished_run(tmp_path: Path, quick: RunningSimulator):

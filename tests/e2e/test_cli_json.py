@@ -27,6 +27,7 @@ from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.journal import RunHeader, WaveRow, create_journal, journal_path
 from orchestrator.rollout import BatchAttempt, BatchDispatched, client_token
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -120,12 +121,6 @@ async def cli(
         )
 
     return await anyio.to_thread.run_sync(call)
-
-
-def run_id_of(output: str) -> str:
-    match = re.search(r"^run (\S+): plan ", output, re.MULTILINE)
-    assert match is not None, output
-    return match.group(1)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ test owns or the embedded one.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.journal import RunHeader, WaveRow, create_journal, journal_path, read_journal
 from orchestrator.rollout import InstanceFinished, InstanceResult, Outcome
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -116,12 +116,6 @@ def write(home: Path, name: str, text: str) -> Path:
     path = home / name
     path.write_text(text)
     return path
-
-
-def run_id_of(output: str) -> str:
-    match = re.search(r"^run (\S+): plan ", output, re.MULTILINE)
-    assert match is not None, output
-    return match.group(1)
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from tests.e2e.child_runs import (
     executions,
     journal_of,
     kill_once_waiting,
-    run_id_of,
     start,
 )
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

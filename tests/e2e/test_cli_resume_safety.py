@@ -16,12 +16,12 @@ import pytest
 
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import until_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from anyio.abc import Process
 
 pytestmark = pytest.mark.anyio
 
@@ -91,17 +91,6 @@ async def cli(*args: str, home: Path, key: tuple[str, str]) -> subprocess.Comple
         )
 
     return await anyio.to_thread.run_sync(call)
-
-
-async def until_line(process: Process, text: str) -> str:
-    assert process.stdout is not None
-    seen = ""
-    with anyio.fail_after(60):
-        async for chunk in process.stdout:
-            seen += chunk.decode()
-            if text in seen:
-                return seen
-    raise AssertionError(f"{text!r} never came:\n{seen}")
 
 
 async def killed_run(home: Path, sim: RunningSimulator, plan: Path, *extra: str) -> str:

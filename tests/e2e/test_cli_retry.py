@@ -35,9 +35,9 @@ from tests.e2e.child_runs import (
     executions,
     journal_of,
     kill_once_waiting,
-    run_id_of,
     start,
 )
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -121,6 +121,13 @@ async def test_a_retry_runs_exactly_the_failed_instances_and_names_its_parent(
     assert report["targets"]["selected"] == 2
     summary = (reports / "summary.md").read_text()
     assert f"retry of run {parent} (failed, undelivered, not\\_sent)" in summary, summary
+    # And to scripts: status, show and runs say it too.
+    for listing in ("status", "show"):
+        shown = json.loads((await cli(listing, child, "--json", home=tmp_path, sim=sim)).stdout)
+        assert shown["origin"]["kind"] == "retry", shown
+        assert shown["origin"]["parent"] == parent
+    listed = json.loads((await cli("runs", "--json", home=tmp_path, sim=sim)).stdout)["runs"]
+    assert {(r["kind"], r["parent"]) for r in listed} == {("run", None), ("retry", parent)}
 
     # A retry of the retry: its parent is the retry, and the same two run once more.
     again = await cli("retry", child, home=tmp_path, sim=sim)

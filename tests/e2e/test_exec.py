@@ -19,12 +19,12 @@ import pytest
 
 from orchestrator.journal import journal_path, list_runs, read_journal
 from orchestrator.sim import RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import run_id_of, until_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from anyio.abc import Process
 
 pytestmark = pytest.mark.anyio
 
@@ -93,23 +93,6 @@ async def slow() -> AsyncIterator[RunningSimulator]:
     """Commands that run for hours: a run stays in flight until it is stopped."""
     async with serve(load_fleet(FLEET.format(scale=0.01, duration=10**6))) as sim:
         yield sim
-
-
-def run_id_of(output: str) -> str:
-    first = next(line for line in output.splitlines() if line.startswith("run "))
-    return first.split()[1].rstrip(":")
-
-
-async def until_line(process: Process, text: str) -> str:
-    """Read the process's output until it holds `text`; all of it so far."""
-    assert process.stdout is not None
-    seen = ""
-    with anyio.fail_after(60):
-        async for chunk in process.stdout:
-            seen += chunk.decode()
-            if text in seen:
-                return seen
-    raise AssertionError(f"{text!r} never came:\n{seen}")
 
 
 BAD_FLAGS = [

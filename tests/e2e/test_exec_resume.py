@@ -22,12 +22,12 @@ from anyio.streams.text import TextReceiveStream
 
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from tests.e2e.cli_io import until_line
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from anyio.abc import Process
 
 pytestmark = pytest.mark.anyio
 
@@ -85,17 +85,6 @@ async def sim_url(tmp_path: Path) -> AsyncIterator[str]:
             process.send_signal(signal.SIGINT)
             with anyio.fail_after(30):
                 await process.wait()
-
-
-async def until_line(process: Process, text: str) -> str:
-    assert process.stdout is not None
-    seen = ""
-    with anyio.fail_after(60):
-        async for chunk in process.stdout:
-            seen += chunk.decode()
-            if text in seen:
-                return seen
-    raise AssertionError(f"{text!r} never came:\n{seen}")
 
 
 async def cli(*args: str, home: Path) -> subprocess.CompletedProcess[bytes]:

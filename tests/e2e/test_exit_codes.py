@@ -26,6 +26,7 @@ from orchestrator.sim import (
     load_fleet,
     serve,
 )
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -137,11 +138,6 @@ async def rest_of(process: Process) -> str:
     assert process.stdout is not None
     with anyio.fail_after(30):
         return b"".join([chunk async for chunk in process.stdout]).decode()
-
-
-def run_id_of(output: str) -> str:
-    first = next(line for line in output.splitlines() if line.startswith("run "))
-    return first.split()[1].rstrip(":")
 
 
 def plan_file(home: Path, *, tags: str = GOOD, max_errors: str = "0") -> Path:

@@ -25,6 +25,7 @@ import pytest
 
 from orchestrator.journal import journal_path, read_journal
 from orchestrator.sim import FaultKind, RunningSimulator, load_fleet, serve
+from tests.e2e.cli_io import run_id_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -82,11 +83,6 @@ def env_for(home: Path, keys: tuple[str, str] | None) -> dict[str, str]:
 def command(*args: str, sim: RunningSimulator | None = None) -> list[str]:
     where = ["--endpoint", sim.url, "--region", sim.region] if sim is not None else []
     return [sys.executable, "-m", "orchestrator", *args, *where]
-
-
-def run_id_of(output: str) -> str:
-    first = next(line for line in output.splitlines() if line.startswith("run "))
-    return first.split()[1].rstrip(":")
 
 
 @dataclass(frozen=True, slots=True)
