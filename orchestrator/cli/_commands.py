@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
@@ -20,10 +19,18 @@ from orchestrator.cli import (
     _sim,
     _status,
 )
-from orchestrator.cli._completion import DIRECTORY, FILE, SHELLS, completes, print_completion
+from orchestrator.cli._completion import FILE, SHELLS, completes, print_completion
 from orchestrator.cli._json_output import add_json_flag
 from orchestrator.cli._logging import configure_logging
-from orchestrator.rollout import DEFAULT_STATE_DIR
+from orchestrator.cli._options import (
+    add_allow_concurrent,
+    add_approvals,
+    add_output_options,
+    add_overrides,
+    add_script_dirs,
+    add_state_dir,
+    add_target_options,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -49,104 +56,6 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "stop": _runs.stop,
     "validate": _rollout.validate,
 }
-
-
-def _add_target_options(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_argument_group("where to send calls")
-    where.add_argument("--region", help="region id, e.g. cn-hangzhou")
-    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
-    # The embedded simulator is its own endpoint: with both, one would be ignored.
-    endpoint = where.add_mutually_exclusive_group()
-    endpoint.add_argument(
-        "--endpoint", help="endpoint URL (default: https://ecs.<region>.aliyuncs.com)"
-    )
-    sim = endpoint.add_argument(
-        "--sim",
-        nargs="?",
-        const="",
-        metavar="FLEET",
-        help="start the embedded simulator (the demo fleet, or FLEET) and call it",
-    )
-    completes(sim, FILE)
-
-
-def _add_script_dirs(parser: argparse.ArgumentParser) -> None:
-    script_dir = parser.add_argument(
-        "--script-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also allow the plan's script files under DIR (default: only the plan "
-        "file's directory; repeat for more)",
-    )
-    completes(script_dir, DIRECTORY)
-
-
-def _add_state_dir(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    state_dir = parser.add_argument(
-        "--state-dir",
-        default=os.environ.get("ORCHESTRATOR_STATE_DIR", str(DEFAULT_STATE_DIR)),
-        metavar="DIR",
-        help=f"where runs keep their journals, locks and approvals (default: {DEFAULT_STATE_DIR})",
-    )
-    completes(state_dir, DIRECTORY)
-
-
-def _add_approvals(parser: argparse.ArgumentParser) -> None:
-    gates = parser.add_argument_group("approvals (waves with `approval: true`)")
-    gates.add_argument(
-        "--approve",
-        action="append",
-        default=[],
-        metavar="WAVE",
-        help="approve this wave up front (repeat for more waves)",
-    )
-    gates.add_argument(
-        "--approve-all", action="store_true", help="approve every wave up front (unattended CI)"
-    )
-    _add_state_dir(gates)
-
-
-def _add_allow_concurrent(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-concurrent",
-        action="store_true",
-        help="DANGEROUS: go on although another run of this plan is live (in this state "
-        "dir, or seen through the API): the script can run twice on an instance",
-    )
-
-
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    shown = parser.add_argument_group("output (docs/logging.md, docs/report-format.md)")
-    shown.add_argument(
-        "--log-format",
-        choices=("auto", "console", "json"),
-        default="auto",
-        help="auto (default): a live display on a terminal, JSON lines on stderr elsewhere",
-    )
-    loudness = shown.add_mutually_exclusive_group()
-    loudness.add_argument(
-        "-q", "--quiet", action="store_true", help="only warnings, errors and the summary"
-    )
-    loudness.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="also a line per batch sent and per instance finished",
-    )
-    report_dir = shown.add_argument(
-        "--report-dir",
-        metavar="DIR",
-        help="write report.json, junit.xml and summary.md there "
-        "(summary.md is also appended to $GITHUB_STEP_SUMMARY when set)",
-    )
-    output_dir = shown.add_argument(
-        "--output-dir",
-        metavar="DIR",
-        help="keep every instance's whole output as DIR/<wave>/<instance>.log (1 MiB each)",
-    )
-    completes(report_dir, DIRECTORY)
-    completes(output_dir, DIRECTORY)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +85,8 @@ def _add_rollout_commands(commands: _Commands) -> None:
         description="Run a plan's command on its targets, wave after wave.",
     )
     completes(run.add_argument("plan", help="the plan file (YAML)"), FILE)
-    _add_script_dirs(run)
-    _add_target_options(run)
+    add_script_dirs(run)
+    add_target_options(run)
     run.add_argument(
         "--ignore-quota",
         action="store_true",
@@ -189,10 +98,10 @@ def _add_rollout_commands(commands: _Commands) -> None:
         help="start a new run although the plan's last run here is interrupted "
         "(`orchestrator resume RUN` continues that one instead)",
     )
-    _add_overrides(run)
-    _add_allow_concurrent(run)
-    _add_output_options(run)
-    _add_approvals(run)
+    add_overrides(run)
+    add_allow_concurrent(run)
+    add_output_options(run)
+    add_approvals(run)
 
     resume = commands.add_parser(
         "resume",
@@ -207,9 +116,9 @@ def _add_rollout_commands(commands: _Commands) -> None:
         action="store_true",
         help="resume although the plan file changed (the plan recorded at the start runs)",
     )
-    _add_allow_concurrent(resume)
-    _add_output_options(resume)
-    _add_approvals(resume)
+    add_allow_concurrent(resume)
+    add_output_options(resume)
+    add_approvals(resume)
 
     recover = commands.add_parser(
         "recover",
@@ -227,28 +136,7 @@ def _add_rollout_commands(commands: _Commands) -> None:
     where.add_argument("--region", help="region id (default: the plan's)")
     where.add_argument("--endpoint", help="endpoint URL")
     where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
-    _add_state_dir(recover)
-
-
-def _add_overrides(parser: argparse.ArgumentParser) -> None:
-    """--param and --limit: change a plan for one run without editing it."""
-    changes = parser.add_argument_group("overrides (recorded in the journal and the report)")
-    changes.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="replace the value of a parameter the plan declares (repeat for more); "
-        "reports name the parameter, never the value",
-    )
-    changes.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="SELECTOR",
-        help="only the plan's targets that match: an instance id (i-...), zone=ZONE or "
-        "tag=KEY=VALUE (repeat: any of them matches)",
-    )
+    add_state_dir(recover)
 
 
 def _add_retry_command(commands: _Commands) -> None:
@@ -282,9 +170,9 @@ def _add_retry_command(commands: _Commands) -> None:
         action="store_true",
         help="start although the plan's last run here is interrupted",
     )
-    _add_allow_concurrent(retry)
-    _add_output_options(retry)
-    _add_approvals(retry)
+    add_allow_concurrent(retry)
+    add_output_options(retry)
+    add_approvals(retry)
 
 
 def _add_exec_command(commands: _Commands) -> None:
@@ -328,17 +216,17 @@ def _add_exec_command(commands: _Commands) -> None:
         "--print-plan", action="store_true", help="print the plan as YAML and stop (no call)"
     )
     exe.add_argument("-y", "--yes", action="store_true", help="do not ask on a terminal")
-    _add_script_dirs(exe)
-    _add_target_options(exe)
+    add_script_dirs(exe)
+    add_target_options(exe)
     exe.add_argument(
         "--ignore-quota", action="store_true", help="start even if the daily quota cannot cover it"
     )
     exe.add_argument(
         "--new", action="store_true", help="start anew although its last run is interrupted"
     )
-    _add_allow_concurrent(exe)
-    _add_output_options(exe)
-    _add_approvals(exe)
+    add_allow_concurrent(exe)
+    add_output_options(exe)
+    add_approvals(exe)
 
 
 def _add_rollback_command(commands: _Commands) -> None:
@@ -366,9 +254,9 @@ def _add_rollback_command(commands: _Commands) -> None:
         action="store_true",
         help="start although the plan's last run here is interrupted",
     )
-    _add_allow_concurrent(rollback)
-    _add_output_options(rollback)
-    _add_state_dir(rollback)
+    add_allow_concurrent(rollback)
+    add_output_options(rollback)
+    add_state_dir(rollback)
     rollback.set_defaults(approve=[], approve_all=False)  # a rollback has no approval
 
 
@@ -380,11 +268,11 @@ def _add_journal_commands(commands: _Commands) -> None:
         description="Show a run's state from its journal: waves, outcomes, what is in flight.",
     )
     status.add_argument("run", metavar="RUN", nargs="?", help="the run id (default: the latest)")
-    _add_state_dir(status)
+    add_state_dir(status)
     add_json_flag(status)
 
     runs = commands.add_parser("runs", help="list the runs in the state dir, newest first")
-    _add_state_dir(runs)
+    add_state_dir(runs)
     add_json_flag(runs)
 
     show = commands.add_parser(
@@ -396,7 +284,7 @@ def _add_journal_commands(commands: _Commands) -> None:
     )
     show.add_argument("run", metavar="RUN", help="the run id")
     show.add_argument("instance", metavar="INSTANCE", nargs="?", help="an instance id of the run")
-    _add_state_dir(show)
+    add_state_dir(show)
     add_json_flag(show)
 
     stop = commands.add_parser(
@@ -413,7 +301,7 @@ def _add_journal_commands(commands: _Commands) -> None:
         metavar="SECONDS",
         help="how long to wait for the running process to stop (default 300)",
     )
-    _add_state_dir(stop)
+    add_state_dir(stop)
 
     approve = commands.add_parser(
         "approve",
@@ -424,7 +312,7 @@ def _add_journal_commands(commands: _Commands) -> None:
     approve.add_argument("run", metavar="RUN", help="the run id")
     approve.add_argument("wave", metavar="WAVE", help="the wave whose gate waits")
     approve.add_argument("--deny", action="store_true", help="refuse: the run halts (exit 3)")
-    _add_state_dir(approve)
+    add_state_dir(approve)
 
 
 def _add_offline_commands(commands: _Commands) -> None:
@@ -437,9 +325,9 @@ def _add_offline_commands(commands: _Commands) -> None:
     )
     completes(dry.add_argument("plan", help="the plan file (YAML)"), FILE)
     add_json_flag(dry)
-    _add_script_dirs(dry)
-    _add_target_options(dry)
-    _add_overrides(dry)
+    add_script_dirs(dry)
+    add_target_options(dry)
+    add_overrides(dry)
 
     validate = commands.add_parser(
         "validate",
@@ -450,14 +338,14 @@ def _add_offline_commands(commands: _Commands) -> None:
     plans = validate.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (YAML)")
     completes(plans, FILE)
     add_json_flag(validate)
-    _add_script_dirs(validate)
+    add_script_dirs(validate)
 
     instances = commands.add_parser(
         "instances",
         help="list instances and their Cloud Assistant status",
         description="List instances (DescribeInstances) with their Cloud Assistant status.",
     )
-    _add_target_options(instances)
+    add_target_options(instances)
     instances.add_argument(
         "--tag",
         action="append",
