@@ -84,6 +84,9 @@ class Job:
     stop_at_once: bool = False  # `orchestrator stop` of a run whose process is gone
     resumable: bool = True  # False against the embedded simulator: it ends with us
     identity: PlanIdentity | None = None  # the plan tags of its RunCommands (the journal's)
+    # The client's call counts when this attempt began: its report counts what came
+    # after (a rollback that follows a run on its connection counts its own calls only).
+    calls_since: RateLimiterStats = field(default_factory=RateLimiterStats)
 
 
 def not_resumable(run_id: str) -> str:
@@ -175,9 +178,9 @@ async def execute(job: Job, conn: Connection, journal: JournalWriter, console: C
                         history=job.history,
                         control=control,
                         identity=job.identity,
-                        # The connection is this attempt's own: everything its client
-                        # called (the targets step and the guards too) is the run's.
-                        calls_since=RateLimiterStats(),
+                        # Everything the client called since the attempt began (the
+                        # targets step and the guards too) is the run's.
+                        calls_since=job.calls_since,
                     )
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group:

@@ -38,7 +38,7 @@ from orchestrator.cli._overrides import apply_overrides, overrides_line, reporte
 from orchestrator.cli._preview import COMMAND_QUOTA, INVOCATION_QUOTA, preview
 from orchestrator.cli._recorded import recorded_plan
 from orchestrator.cli._wiring import Connection, Target, connect
-from orchestrator.ecs import PATIENT_READS
+from orchestrator.ecs import PATIENT_READS, RateLimiterStats
 from orchestrator.errors import OrchestratorError, Problem
 from orchestrator.journal import (
     PLAN_FILE,
@@ -261,6 +261,8 @@ async def begin_run(
                 return code
 
     async def rollout(conn: Connection) -> int:
+        limiter = conn.client.rate_limiter
+        calls_since = limiter.stats() if limiter is not None else RateLimiterStats()
         # Before anything is resolved or journalled: a refused plan leaves no run.
         check_credentials_in_use(plan, conn.credentials_in_use)
         # The run id comes first: another shell needs it to approve or stop.
@@ -320,6 +322,7 @@ async def begin_run(
             outputs=OutputOptions.of(args),
             resumable=target.sim is None,  # the embedded simulator ends with us
             identity=identity,
+            calls_since=calls_since,
         )
         with RunLock.acquire(run_dir, run_id):
             async with create_journal(journal_path(state_dir, run_id), header) as journal:

@@ -12,6 +12,7 @@ every run (a rollback killed half-way is resumed against the same simulator).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -230,6 +231,15 @@ async def test_on_breach_rollback_rolls_back_exactly_the_touched_instances(
     assert (reports / "report.json").is_file()
     assert (reports / "rollback" / "report.json").is_file()
     assert child in (reports / "rollback" / "report.json").read_text()
+    # Each report counts its own run's calls: together, every call the process made.
+    calls = [
+        json.loads((where / "report.json").read_text())["api"]["calls"]
+        for where in (reports, reports / "rollback")
+    ]
+    seen = {action: sum(n.values()) for action, n in sim.stats.snapshot().items()}
+    assert dict(Counter(calls[0]) + Counter(calls[1])) == seen
+    # The rollback's own batches, not the run's too.
+    assert calls[1]["RunCommand"] == sum(row.purpose == "run" for row in record.batches)
 
     # It is rolled back once: by hand again is refused, and nothing more runs.
     again = await cli("rollback", parent, home=tmp_path, sim=sim)
