@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from orchestrator.journal import JournalRecord, RunHeader, RunListing
 
 RUNS_COLUMNS: Final = ("run", "plan", "started", "state", "instances", "results", "exit")
+RESULTS_WIDTH: Final = 26  # "1234 succeeded, 56 failed,"
 
 
 def read_record(args: argparse.Namespace, errors: Console) -> JournalRecord | None:
@@ -159,7 +160,8 @@ def runs(args: argparse.Namespace) -> int:
     ]
     table = Table()
     # A person copies run ids from here, and scripts grep a state: no column is ever cut
-    # or wrapped (each is as wide as its widest cell) but the results, which wrap.
+    # or wrapped (each is as wide as its widest cell) but the results, which wrap, at
+    # RESULTS_WIDTH at the narrowest: a count and its outcome stay on one line.
     for position, column in enumerate(RUNS_COLUMNS):
         whole = column != "results"
         widest = max(len(column), *(len(row[position]) for row in rows))
@@ -167,7 +169,7 @@ def runs(args: argparse.Namespace) -> int:
             column,
             justify="right" if column in {"instances", "exit"} else "left",
             no_wrap=whole,
-            min_width=widest if whole else None,
+            min_width=widest if whole else min(widest, RESULTS_WIDTH),
         )
     for row in rows:
         table.add_row(*row)
