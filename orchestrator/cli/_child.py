@@ -22,23 +22,21 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from orchestrator.cli._exit import ExitCode, make_console
-from orchestrator.cli._recorded import recorded_plan
+from orchestrator.cli._recorded import child_plan
 from orchestrator.cli._rollout import Start, start_run
 from orchestrator.journal import RunOrigin, lock_holder
-from orchestrator.plan import PlanError, Targets
+from orchestrator.plan import PlanError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from orchestrator.journal import JournalRecord
-    from orchestrator.plan import Plan
 
 
 def parent_problem(args: argparse.Namespace, parent: JournalRecord, kind: str) -> str:
@@ -92,16 +90,14 @@ def start_child_run(
     kind: str,
     instance_ids: Sequence[str],
     *,
-    transform: Callable[[Plan], Plan] | None = None,
     only: tuple[str, ...] = (),
 ) -> int:
     """Start a new `kind` run ("retry", "rollback") of `parent`'s recorded plan on exactly
     `instance_ids` (in that order, none of them twice), through `start_run`.
 
-    `transform` changes the plan once its targets are the instances (a rollback swaps the
-    command); what it changes must be derived again by `recorded_plan` for the child's
-    kind, or a resume of the child would send something else. `only`: the outcomes a
-    retry chose the instances by (kept in the journal's origin). `args` are `run`'s (the
+    The plan is `child_plan`'s (a rollback's swaps the command), the one `recorded_plan`
+    derives again from the child's journal, so its resume sends the same. `only`: the
+    outcomes a retry chose the instances by (kept in the journal's origin). `args` are `run`'s (the
     output, approval, state-dir and concurrency options) with `--endpoint`, `--region`
     and `--profile` defaulting to the parent's. Exit 2, nothing sent, for a parent that
     cannot have a child (`parent_problem`), no instances, or a plan this version refuses.
@@ -116,9 +112,7 @@ def start_child_run(
         return ExitCode.USAGE
     header = parent.header
     try:
-        plan = replace(recorded_plan(header), targets=Targets(instances=ids))
-        if transform is not None:
-            plan = transform(plan)
+        plan = child_plan(header, kind, ids)
     except PlanError as exc:
         errors.print(
             f"[bold red]error:[/] the recorded plan of run {header.run_id}: {escape(str(exc))}",

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from orchestrator.plan import PlanError, Targets, override_params, parse_plan, rollback_plan
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from orchestrator.journal import JournalRecord, RunHeader
     from orchestrator.plan import Plan
 
@@ -30,14 +32,23 @@ def recorded_plan(header: RunHeader) -> Plan:
     dirs = tuple(Path(p) for p in recorded.split(os.pathsep)) if recorded else ()
     plan = parse_plan(header.plan_text, source=Path(header.plan_path), script_dirs=dirs)
     plan = override_params(plan, header.origin.params)
-    if header.origin.parent is not None:
-        # A child run's targets were its parent's instances, resolved when it started:
-        # the journal's instances are they (a resume never resolves again).
-        ids = tuple(instance.instance_id for instance in header.instances)
-        plan = replace(plan, targets=Targets(instances=ids))
-    if header.origin.kind == "rollback":  # the parent's plan is recorded: run its rollback
-        plan = rollback_plan(plan)
-    return plan
+    if header.origin.parent is None:
+        return plan
+    # A child run's targets were its parent's instances, resolved when it started: the
+    # journal's instances are they (a resume never resolves again).
+    return _as_child(plan, header.origin.kind, [i.instance_id for i in header.instances])
+
+
+def child_plan(parent: RunHeader, kind: str, instance_ids: Sequence[str]) -> Plan:
+    """The plan a `kind` run ("retry", "rollback") of `parent` runs on `instance_ids`: the
+    very plan `recorded_plan` derives again from that child's journal, by the same step."""
+    return _as_child(recorded_plan(parent), kind, instance_ids)
+
+
+def _as_child(plan: Plan, kind: str, instance_ids: Sequence[str]) -> Plan:
+    plan = replace(plan, targets=Targets(instances=tuple(instance_ids)))
+    # A rollback's journal records the plan it rolls back: it runs that plan's rollback.
+    return rollback_plan(plan) if kind == "rollback" else plan
 
 
 def waves_that_wait(record: JournalRecord) -> dict[str, str]:

@@ -25,7 +25,7 @@ from orchestrator.cli._exit import ExitCode, make_console
 from orchestrator.cli._recorded import recorded_plan
 from orchestrator.errors import JournalError
 from orchestrator.journal import journal_path, list_runs, read_journal, touched_instances
-from orchestrator.plan import PlanError, rollback_plan
+from orchestrator.plan import PlanError
 
 if TYPE_CHECKING:
     import argparse
@@ -100,4 +100,4 @@ def rollback(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK
     console.print(f"rollback of {run_id}: the {len(ids)} instances it touched")
-    return start_child_run(args, parent, "rollback", ids, transform=rollback_plan)
+    return start_child_run(args, parent, "rollback", ids)

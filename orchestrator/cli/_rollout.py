@@ -36,7 +36,7 @@ from orchestrator.cli._json_output import CheckedFile, emit, plan_document, vali
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._overrides import apply_overrides, overrides_line, reported_origin
 from orchestrator.cli._preview import COMMAND_QUOTA, INVOCATION_QUOTA, preview
-from orchestrator.cli._recorded import recorded_plan
+from orchestrator.cli._recorded import child_plan
 from orchestrator.cli._wiring import Connection, Target, connect
 from orchestrator.ecs import PATIENT_READS, RateLimiterStats
 from orchestrator.errors import OrchestratorError, Problem
@@ -53,12 +53,10 @@ from orchestrator.journal import (
 )
 from orchestrator.plan import (
     PlanError,
-    Targets,
     check_credentials_in_use,
     load_plan,
     parse_plan,
     read_plan_text,
-    rollback_plan,
 )
 from orchestrator.report import RunFacts
 from orchestrator.rollout import NO_HISTORY, Outcome, PlanIdentity, order_for, shape_waves
@@ -364,7 +362,7 @@ async def roll_back_after_breach(
     origin = RunOrigin(kind="rollback", parent=run_id, params=header.origin.params)
     child_args = _follower_args(args, header.target)
     try:
-        plan = rollback_plan(replace(recorded_plan(header), targets=Targets(instances=touched)))
+        plan = child_plan(header, "rollback", touched)
         start = Start(plan, header.plan_text, plan_path=header.plan_path, origin=origin)
         code = await begin_run(child_args, start, following=conn, run_id=child_id)
     except OrchestratorError as exc:  # it did not start: the halted run's exit code stands
