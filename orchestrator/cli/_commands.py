@@ -25,6 +25,7 @@ from orchestrator.cli._logging import configure_logging
 from orchestrator.cli._options import (
     add_allow_concurrent,
     add_approvals,
+    add_child_options,
     add_output_options,
     add_overrides,
     add_script_dirs,
@@ -156,22 +157,7 @@ def _add_retry_command(commands: _Commands) -> None:
         help="the outcomes to retry, comma-separated, of failed, undelivered, not_sent, "
         "stopped (default: failed,undelivered,not_sent)",
     )
-    where = retry.add_argument_group("where to send calls (default: where RUN's went)")
-    where.add_argument("--region", help="region id")
-    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
-    where.add_argument("--endpoint", help="endpoint URL")
-    retry.add_argument(
-        "--ignore-quota",
-        action="store_true",
-        help="start even if the daily invocation quota cannot cover the run",
-    )
-    retry.add_argument(
-        "--new",
-        action="store_true",
-        help="start although the plan's last run here is interrupted",
-    )
-    add_allow_concurrent(retry)
-    add_output_options(retry)
+    add_child_options(retry)
     add_approvals(retry)
 
 
@@ -240,22 +226,7 @@ def _add_rollback_command(commands: _Commands) -> None:
         "or --profile say otherwise. Nothing touched: exit 0.",
     )
     rollback.add_argument("run", metavar="RUN", help="the finished run's id")
-    where = rollback.add_argument_group("where to send calls (default: where RUN's went)")
-    where.add_argument("--region", help="region id")
-    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
-    where.add_argument("--endpoint", help="endpoint URL")
-    rollback.add_argument(
-        "--ignore-quota",
-        action="store_true",
-        help="start even if the daily invocation quota cannot cover the run",
-    )
-    rollback.add_argument(
-        "--new",
-        action="store_true",
-        help="start although the plan's last run here is interrupted",
-    )
-    add_allow_concurrent(rollback)
-    add_output_options(rollback)
+    add_child_options(rollback)
     add_state_dir(rollback)
     rollback.set_defaults(approve=[], approve_all=False)  # a rollback has no approval
 

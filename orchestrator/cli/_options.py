@@ -130,3 +130,24 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
         help="only the plan's targets that match: an instance id (i-...), zone=ZONE or "
         "tag=KEY=VALUE (repeat: any of them matches)",
     )
+
+
+def add_child_options(parser: argparse.ArgumentParser) -> None:
+    """What a run made from another (retry, rollback) takes: where its calls go (by
+    default where the parent's went), the quota and concurrency escape hatches, output."""
+    where = parser.add_argument_group("where to send calls (default: where RUN's went)")
+    where.add_argument("--region", help="region id")
+    where.add_argument("--profile", help="aliyun CLI profile name in ~/.aliyun/config.json")
+    where.add_argument("--endpoint", help="endpoint URL")
+    parser.add_argument(
+        "--ignore-quota",
+        action="store_true",
+        help="start even if the daily invocation quota cannot cover the run",
+    )
+    parser.add_argument(
+        "--new",
+        action="store_true",
+        help="start although the plan's last run here is interrupted",
+    )
+    add_allow_concurrent(parser)
+    add_output_options(parser)
