@@ -37,7 +37,7 @@
 
 `retryable` says whether sending the *same* request again may succeed. It is a fact
 about the error, so it lives on the error; which code belongs to which branch is an API
-fact and lives in `orchestrator.ecs.codes`.
+fact and lives in `orchestrator.api`.
 
 No exception text may hold a secret: credentials reach this module only as access key
 IDs (which are not secret), never as secrets or tokens.

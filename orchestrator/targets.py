@@ -15,7 +15,8 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.ecs import PATIENT_READS, codes
+from orchestrator import api
+from orchestrator.ecs import PATIENT_READS
 
 if TYPE_CHECKING:
     from orchestrator.ecs import EcsClient, Instance
@@ -64,7 +65,7 @@ class Resolution:
 
 def os_fits(command_type: str, os_type: str) -> bool:
     """Shell scripts run on Linux, Bat and PowerShell scripts on Windows."""
-    wants_windows = command_type in codes.WINDOWS_COMMAND_TYPES
+    wants_windows = command_type in api.WINDOWS_COMMAND_TYPES
     return (os_type.lower() == "windows") == wants_windows
 
 

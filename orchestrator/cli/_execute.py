@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from rich.markup import escape
 
+from orchestrator import api
 from orchestrator.cli._exit import ExitCode, exit_code_for, make_console
 from orchestrator.cli._logging import register_secret
 from orchestrator.cli._outputs import OutputOptions, RunOutputs
-from orchestrator.ecs import RateLimiterStats, codes
+from orchestrator.ecs import RateLimiterStats
 from orchestrator.errors import OrchestratorError
 from orchestrator.rollout import (
     Outcome,
@@ -301,10 +302,10 @@ def halt_exit_code(halt: Halt) -> ExitCode:
         return ExitCode.HALTED
     if halt.reason == "interrupted":
         return ExitCode.INTERRUPTED
-    kind = codes.kind_of(halt.code, 0) if halt.code else None
-    if kind is codes.ErrorKind.QUOTA:
+    kind = api.kind_of(halt.code, 0) if halt.code else None
+    if kind is api.ErrorKind.QUOTA:
         return ExitCode.QUOTA
-    if kind is codes.ErrorKind.AUTH:
+    if kind is api.ErrorKind.AUTH:
         return ExitCode.AUTH
     return ExitCode.API_ERROR
 

@@ -1,7 +1,8 @@
 """The ECS Cloud Assistant API client: credentials, signing, retries and typed calls.
 
-Import from here; the `_modules` are private. `orchestrator.ecs.codes` (the API facts)
-is the one submodule others import directly.
+Import from here; the `_modules` are private. The API's facts (limits, statuses, error
+codes) are `orchestrator.api`, beside the client: the plan checker and the simulator
+read them without depending on the client.
 """
 
 from orchestrator.ecs._build import build_provider

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Literal
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.ecs._signing import sign_call
 from orchestrator.errors import ApiError, AuthError, CredentialsError, Throttled
 
@@ -84,7 +84,7 @@ class Attempts:
         query, headers = sign_call(  # after the wait: a fresh timestamp
             self._signature_version,
             action=action,
-            version=codes.API_VERSION,
+            version=api.API_VERSION,
             host=self._http.host,
             params=params,
             access_key_id=creds.access_key_id,

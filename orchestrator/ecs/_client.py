@@ -18,8 +18,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
+from orchestrator import api
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.ecs import codes
 from orchestrator.ecs._attempt import Attempts
 from orchestrator.ecs._credentials import Credentials
 from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
@@ -66,7 +66,7 @@ T = TypeVar("T")
 DEFAULT_RETRY: Final = RetryPolicy()
 _SYSTEM_CLOCK: Final = SystemClock()
 # DescribeCloudAssistantStatus: 50 IDs per call, the older documented limit (DOC21);
-# newer endpoints take 100 (codes.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
+# newer endpoints take 100 (api.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
 ASSISTANT_STATUS_CHUNK: Final = 50
 
 # Every action this client can call, and so every permission a run needs: the RAM policy
@@ -215,7 +215,7 @@ class EcsClient:
         tags: Mapping[str, str] | None = None,
         zone_id: str | None = None,
         status: str | None = None,
-        page_size: int = codes.DESCRIBE_INSTANCES_MAX_RESULTS,
+        page_size: int = api.DESCRIBE_INSTANCES_MAX_RESULTS,
         retry: RetryPolicy | None = None,
     ) -> AsyncIterator[Instance]:
         """Every instance matching all the filters (tags AND-ed), page after page.
@@ -223,12 +223,12 @@ class EcsClient:
         More than 100 IDs are split over several requests. An empty `instance_ids`
         matches nothing (as the API's `[]` does) and makes no call.
         """
-        max_results = min(page_size, codes.DESCRIBE_INSTANCES_MAX_RESULTS)
+        max_results = min(page_size, api.DESCRIBE_INSTANCES_MAX_RESULTS)
         id_chunks: list[Sequence[str] | None]
         if instance_ids is None:
             id_chunks = [None]
         else:
-            id_chunks = list(_chunks(instance_ids, codes.DESCRIBE_INSTANCES_MAX_IDS))
+            id_chunks = list(_chunks(instance_ids, api.DESCRIBE_INSTANCES_MAX_IDS))
         for chunk in id_chunks:
 
             def params(token: str | None, ids: Sequence[str] | None = chunk) -> dict[str, str]:
@@ -276,14 +276,14 @@ class EcsClient:
         include_output: bool = False,
         invoke_status: str | None = None,
         tags: Mapping[str, str] | None = None,
-        page_size: int = codes.INVOCATIONS_MAX_RESULTS,
+        page_size: int = api.INVOCATIONS_MAX_RESULTS,
         retry: RetryPolicy | None = None,
     ) -> AsyncIterator[Invocation]:
         """Invocations with their instances; output (when asked for) decoded from Base64.
 
         `tags` keeps the invocations whose command carries all of them (`Tag.N`).
         """
-        max_results = min(page_size, codes.INVOCATIONS_MAX_RESULTS)
+        max_results = min(page_size, api.INVOCATIONS_MAX_RESULTS)
 
         def params(token: str | None) -> dict[str, str]:
             return encode_describe_invocations(
@@ -305,10 +305,10 @@ class EcsClient:
         invoke_id: str | None = None,
         instance_id: str | None = None,
         invoke_record_status: str | None = None,
-        page_size: int = codes.INVOCATIONS_MAX_RESULTS,
+        page_size: int = api.INVOCATIONS_MAX_RESULTS,
     ) -> AsyncIterator[InvocationResult]:
         """Execution records, output decoded from Base64 (paging sits inside `Invocation`)."""
-        max_results = min(page_size, codes.INVOCATIONS_MAX_RESULTS)
+        max_results = min(page_size, api.INVOCATIONS_MAX_RESULTS)
 
         def params(token: str | None) -> dict[str, str]:
             return encode_describe_invocation_results(
@@ -326,7 +326,7 @@ class EcsClient:
 
     async def stop_invocation(self, invoke_id: str, instance_ids: Sequence[str] = ()) -> None:
         """Stop `invoke_id` on `instance_ids` (50 per call), or everywhere when empty."""
-        chunks = _chunks(instance_ids, codes.STOP_INVOCATION_MAX_INSTANCES) or [()]
+        chunks = _chunks(instance_ids, api.STOP_INVOCATION_MAX_INSTANCES) or [()]
         for chunk in chunks:
             await self._call(
                 "StopInvocation", encode_stop_invocation(invoke_id, chunk), policy=self._retry
@@ -336,7 +336,7 @@ class EcsClient:
         self, names: Sequence[str], *, retry: RetryPolicy | None = None
     ) -> AccountAttributes:
         """The named account attributes (8 per call), or all of them when `names` is empty."""
-        chunks = _chunks(names, codes.ACCOUNT_ATTRIBUTE_NAMES_MAX) or [()]
+        chunks = _chunks(names, api.ACCOUNT_ATTRIBUTE_NAMES_MAX) or [()]
         values: dict[str, str] = {}
         for chunk in chunks:
             answer = await self._call(

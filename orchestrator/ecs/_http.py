@@ -4,7 +4,7 @@ This is the only module of `orchestrator.ecs` that imports aiohttp. The request 
 what the official SDKs send: POST to `/` with every parameter in the URL query string
 and an empty body (wire-format.md). The query is encoded here, byte for byte, with the
 signer's own RFC 3986 encoding, so what the server decodes is exactly what was signed.
-A non-2xx answer becomes the `ApiError` subclass that `codes.kind_of` names; anything
+A non-2xx answer becomes the `ApiError` subclass that `api.kind_of` names; anything
 that stops an answer from arriving (the attempt's deadline included) becomes a
 `TransportError`; a 2xx answer that is not a JSON object, or is larger than the cap,
 becomes a `MalformedResponse`. Every message is one line, whatever the endpoint sent.
@@ -23,7 +23,7 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.ecs._signing import percent_encode
 from orchestrator.errors import (
     ApiError,
@@ -46,16 +46,16 @@ if TYPE_CHECKING:
 # The session type callers hand to EcsClient, so no other module needs aiohttp itself.
 Session = aiohttp.ClientSession
 
-ERROR_CLASSES: Final[Mapping[codes.ErrorKind, type[ApiError]]] = {
-    codes.ErrorKind.THROTTLED: Throttled,
-    codes.ErrorKind.SERVER: ServerError,
-    codes.ErrorKind.IN_PROGRESS: IdempotentProcessing,
-    codes.ErrorKind.AUTH: AuthError,
-    codes.ErrorKind.QUOTA: QuotaExceeded,
-    codes.ErrorKind.IDEMPOTENCY_MISMATCH: IdempotencyMismatch,
-    codes.ErrorKind.NOT_FOUND: NotFound,
-    codes.ErrorKind.FORBIDDEN: Forbidden,
-    codes.ErrorKind.INVALID: InvalidParameter,
+ERROR_CLASSES: Final[Mapping[api.ErrorKind, type[ApiError]]] = {
+    api.ErrorKind.THROTTLED: Throttled,
+    api.ErrorKind.SERVER: ServerError,
+    api.ErrorKind.IN_PROGRESS: IdempotentProcessing,
+    api.ErrorKind.AUTH: AuthError,
+    api.ErrorKind.QUOTA: QuotaExceeded,
+    api.ErrorKind.IDEMPOTENCY_MISMATCH: IdempotencyMismatch,
+    api.ErrorKind.NOT_FOUND: NotFound,
+    api.ErrorKind.FORBIDDEN: Forbidden,
+    api.ErrorKind.INVALID: InvalidParameter,
 }
 
 # The largest answer the API gives legitimately is a page with command output: Output is
@@ -92,7 +92,7 @@ def api_error(
     and clipped: a hostile answer can neither break the CLI's one-line error nor flood it.
     """
     code, message, request_id = (one_line(text) for text in (code, message, request_id))
-    cls = ERROR_CLASSES[codes.kind_of(code, http_status)]
+    cls = ERROR_CLASSES[api.kind_of(code, http_status)]
     return cls(code, message, request_id=request_id, http_status=http_status, action=action)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.ecs import codes
+from orchestrator import api
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -157,7 +157,7 @@ def encode_describe_instances(
     tags: Mapping[str, str] | None = None,
     zone_id: str | None = None,
     status: str | None = None,
-    max_results: int = codes.DESCRIBE_INSTANCES_MAX_RESULTS,
+    max_results: int = api.DESCRIBE_INSTANCES_MAX_RESULTS,
     next_token: str | None = None,
 ) -> dict[str, str]:
     """One DescribeInstances page; `InstanceIds` is a JSON-array string, tags are AND-ed."""
@@ -175,7 +175,7 @@ def encode_describe_instances(
 def encode_describe_cloud_assistant_status(
     instance_ids: Sequence[str],
     *,
-    max_results: int = codes.ASSISTANT_STATUS_MAX_RESULTS,
+    max_results: int = api.ASSISTANT_STATUS_MAX_RESULTS,
     next_token: str | None = None,
 ) -> dict[str, str]:
     """One DescribeCloudAssistantStatus call for `InstanceId.N`."""
@@ -188,7 +188,7 @@ def encode_describe_invocations(
     instance_id: str | None = None,
     include_output: bool = False,
     invoke_status: str | None = None,
-    max_results: int = codes.INVOCATIONS_MAX_RESULTS,
+    max_results: int = api.INVOCATIONS_MAX_RESULTS,
     next_token: str | None = None,
 ) -> dict[str, str]:
     """One DescribeInvocations page; Base64 output asked for explicitly, never assumed."""
@@ -208,7 +208,7 @@ def encode_describe_invocation_results(
     invoke_id: str | None = None,
     instance_id: str | None = None,
     invoke_record_status: str | None = None,
-    max_results: int = codes.INVOCATIONS_MAX_RESULTS,
+    max_results: int = api.INVOCATIONS_MAX_RESULTS,
     next_token: str | None = None,
 ) -> dict[str, str]:
     """One DescribeInvocationResults page, Base64 output."""

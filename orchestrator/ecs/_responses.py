@@ -2,7 +2,7 @@
 
 Each answer becomes a frozen, slotted dataclass named for what it is, and a paged call
 a `Page` of them. The `decode_*` functions turn times to aware UTC datetimes, Base64
-output to text and status strings to the enums of `orchestrator.ecs.codes` (this module
+output to text and status strings to the enums of `orchestrator.api` (this module
 is the one place where wire strings become enums). Nothing here does I/O, so every rule
 is tested without a network. A body that breaks the schema raises ValueError, KeyError
 or TypeError naming the field (the field rules are in `_fields`); the client reports
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - dataclass fields are resolved at run time
 from typing import Any, Generic, TypeVar
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.ecs._fields import (
     count,
     decode_output,
@@ -73,7 +73,7 @@ class Instance:
 
     instance_id: str
     name: str
-    status: codes.InstanceStatus
+    status: api.InstanceStatus
     zone_id: str
     region_id: str
     os_type: str  # `linux` / `windows`, lower case in this call
@@ -103,7 +103,7 @@ def _instance(item: Mapping[str, Any]) -> Instance:
     return Instance(
         instance_id=required(item, "InstanceId"),
         name=text(item, "InstanceName"),
-        status=enum_of(codes.InstanceStatus, item, "Status"),
+        status=enum_of(api.InstanceStatus, item, "Status"),
         zone_id=text(item, "ZoneId"),
         region_id=text(item, "RegionId"),
         os_type=text(item, "OSType"),
@@ -177,7 +177,7 @@ class InvocationInstance:
     """One instance of an invocation (`InvokeInstances.InvokeInstance[]`)."""
 
     instance_id: str
-    status: codes.InstanceInvocationStatus
+    status: api.InstanceInvocationStatus
     exit_code: int | None = None
     error_code: str = ""
     error_info: str = ""
@@ -197,7 +197,7 @@ class Invocation:
 
     invoke_id: str
     command_id: str
-    status: codes.InvocationStatus
+    status: api.InvocationStatus
     repeat_mode: str = ""
     command_name: str = ""
     command_type: str = ""
@@ -218,7 +218,7 @@ def _output(item: Mapping[str, Any]) -> str:
 def _invocation_instance(item: Mapping[str, Any]) -> InvocationInstance:
     return InvocationInstance(
         instance_id=required(item, "InstanceId"),
-        status=enum_of(codes.InstanceInvocationStatus, item, "InvocationStatus"),
+        status=enum_of(api.InstanceInvocationStatus, item, "InvocationStatus"),
         exit_code=integer(item, "ExitCode"),
         error_code=text(item, "ErrorCode"),
         error_info=text(item, "ErrorInfo"),
@@ -237,7 +237,7 @@ def _invocation(item: Mapping[str, Any]) -> Invocation:
     return Invocation(
         invoke_id=required(item, "InvokeId"),
         command_id=text(item, "CommandId"),
-        status=enum_of(codes.InvocationStatus, item, "InvocationStatus"),
+        status=enum_of(api.InvocationStatus, item, "InvocationStatus"),
         repeat_mode=text(item, "RepeatMode"),
         command_name=text(item, "CommandName"),
         command_type=text(item, "CommandType"),
@@ -265,8 +265,8 @@ class InvocationResult:
 
     invoke_id: str
     instance_id: str
-    status: codes.InstanceInvocationStatus  # `InvocationStatus`, the per-instance state
-    record_status: codes.InvokeRecordStatus  # `InvokeRecordStatus`
+    status: api.InstanceInvocationStatus  # `InvocationStatus`, the per-instance state
+    record_status: api.InvokeRecordStatus  # `InvokeRecordStatus`
     command_id: str = ""
     exit_code: int | None = None
     error_code: str = ""
@@ -286,8 +286,8 @@ def _invocation_result(item: Mapping[str, Any]) -> InvocationResult:
     return InvocationResult(
         invoke_id=required(item, "InvokeId"),
         instance_id=required(item, "InstanceId"),
-        status=enum_of(codes.InstanceInvocationStatus, item, "InvocationStatus"),
-        record_status=enum_of(codes.InvokeRecordStatus, item, "InvokeRecordStatus"),
+        status=enum_of(api.InstanceInvocationStatus, item, "InvocationStatus"),
+        record_status=enum_of(api.InvokeRecordStatus, item, "InvokeRecordStatus"),
         command_id=text(item, "CommandId"),
         exit_code=integer(item, "ExitCode"),
         error_code=text(item, "ErrorCode"),
@@ -333,12 +333,12 @@ class AccountAttributes:
     @property
     def command_quota(self) -> int | None:
         """`max-axt-command-count`: commands that may be kept in the region."""
-        return self.quota(codes.ATTRIBUTE_COMMAND_QUOTA)
+        return self.quota(api.ATTRIBUTE_COMMAND_QUOTA)
 
     @property
     def daily_invocation_quota(self) -> int | None:
         """`max-axt-invocation-daily`: invocations allowed per day in the region."""
-        return self.quota(codes.ATTRIBUTE_INVOCATION_QUOTA)
+        return self.quota(api.ATTRIBUTE_INVOCATION_QUOTA)
 
 
 def decode_account_attributes(body: Mapping[str, Any]) -> AccountAttributes:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from orchestrator import api
 from orchestrator.clock import SystemClock
-from orchestrator.ecs import codes
 from orchestrator.ecs._credentials import Credentials
 from orchestrator.ecs._http import Answer, HttpSender, one_line
 from orchestrator.ecs._providers import Temporary, utc_now
@@ -109,7 +109,7 @@ async def assume_role(
         token = creds.security_token.reveal() if creds.security_token is not None else None
         return sign_v1(
             action="AssumeRole",
-            version=codes.STS_API_VERSION,
+            version=api.STS_API_VERSION,
             params=params,
             access_key_id=creds.access_key_id,
             access_key_secret=creds.access_key_secret.reveal(),
@@ -149,7 +149,7 @@ async def assume_role_with_oidc(
         on_token(oidc_token)
     params = {
         "Action": "AssumeRoleWithOIDC",
-        "Version": codes.STS_API_VERSION,
+        "Version": api.STS_API_VERSION,
         "Format": "JSON",
         "RoleArn": role_arn,
         "OIDCProviderArn": provider_arn,

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
-from orchestrator.rollout._results import Halt, InstanceResult, Outcome
+from orchestrator.rollout._outcome import Outcome
+from orchestrator.rollout._results import Halt, InstanceResult
 from orchestrator.targets import Skipped, SkipReason
 
 if TYPE_CHECKING:

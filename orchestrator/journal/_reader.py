@@ -38,12 +38,13 @@ from orchestrator.journal._schema import (
 )
 from orchestrator.rollout._gates import Verdict
 from orchestrator.rollout._history import BatchState, RecordedBatch, RunHistory
-from orchestrator.rollout._results import Halt, InstanceResult, Outcome
+from orchestrator.rollout._outcome import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
     from orchestrator.journal._schema import Migration
+    from orchestrator.rollout._results import Halt, InstanceResult
 
 UNREADABLE: Final = "unreadable"
 

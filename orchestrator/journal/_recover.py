@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator.api import InstanceInvocationStatus
 from orchestrator.ecs import PATIENT_READS
-from orchestrator.ecs.codes import InstanceInvocationStatus
 from orchestrator.journal._writer import create_journal
 from orchestrator.rollout import (
     RUN_TAG_KEY,

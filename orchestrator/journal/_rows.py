@@ -29,10 +29,12 @@ from orchestrator.rollout._events import (
     WaveFinished,
     WaveStarted,
 )
-from orchestrator.rollout._results import InstanceResult, Outcome
+from orchestrator.rollout._outcome import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    from orchestrator.rollout._results import InstanceResult
 
 # Halts after which the run is not over: what was not sent yet is sent by a resume.
 RESUMABLE_HALTS: Final = frozenset({"interrupted", "unanswered", "tracking"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.rollout._results import Outcome
+from orchestrator.rollout._outcome import Outcome
 
 if TYPE_CHECKING:
     from orchestrator.ecs import Instance

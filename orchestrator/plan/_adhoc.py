@@ -32,8 +32,8 @@ import yaml
 
 from orchestrator.errors import PlanError
 from orchestrator.plan._adhoc_flags import Flag, FlagMap, flag_problem, point_at_flags
+from orchestrator.plan._findings import printable
 from orchestrator.plan._load import parse_plan
-from orchestrator.plan._yaml import printable
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from orchestrator.errors import Problem
-from orchestrator.plan._findings import parent
+from orchestrator.plan._findings import parent, printable
 from orchestrator.plan._secrets import redact, secret_key_name
-from orchestrator.plan._yaml import join, printable
+from orchestrator.plan._yaml import join
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

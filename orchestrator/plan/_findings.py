@@ -14,11 +14,23 @@ import re
 from typing import Final
 
 from orchestrator.errors import Problem
+from orchestrator.plan import _secrets
 from orchestrator.plan._secrets import looks_like_credential, redact
-from orchestrator.plan._yaml import printable
 
 _LAST_STEP: Final = re.compile(r"(?:\.[^.\[\]]*|\[\d+\])$")
 _SHOWN_MAX: Final = 40
+_UNPRINTABLE: Final = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` as one line of a message: control characters (a key may hold a newline),
+    line separators and surrogates written as escapes."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return "\\0" if code == 0 else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"  # noqa: PLR2004
 
 
 def parent(path: str) -> str:
@@ -63,6 +75,12 @@ class Findings:
         # also hold a NUL or a surrogate, which would break the line it is printed on.
         field, message = redact(printable(field)), redact(printable(message))
         self._problems.append(Problem(self.file, where, field, message, code, column))
+
+    def scan_secrets(self, value: object, path: str) -> None:
+        """A problem for every credential-looking string and secret-named key under `value`
+        (a plan, a script, a `--param`), at its path."""
+        for field, message in _secrets.scan(value, path):
+            self.add(field, message, _secrets.RULE)
 
     def broken(self, field: str) -> bool:
         """Whether a problem was already found at `field` or under it (so a check that

@@ -21,8 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
-from orchestrator.ecs import codes
-from orchestrator.plan import _secrets
+from orchestrator import api
 from orchestrator.plan._findings import shown
 from orchestrator.plan._model import Amount, Verify, Wave
 from orchestrator.plan._reader import TYPE, Section, kind
@@ -161,7 +160,7 @@ def _pause(section: Section) -> float | None:
 
 
 def _family(command_type: str) -> str:
-    return "Windows" if command_type in codes.WINDOWS_COMMAND_TYPES else "Linux"
+    return "Windows" if command_type in api.WINDOWS_COMMAND_TYPES else "Linux"
 
 
 def _read_verify(
@@ -192,7 +191,7 @@ def read_check(
     content, where = _check_content(section, context, what)
     check_type = _check_type(section, context.command, what)
     timeout = section.integer(
-        "timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
+        "timeout", api.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
     )
     if timeout < 0:
         findings.add(
@@ -200,10 +199,10 @@ def read_check(
         )
     text = _fill(content or "", context.command.parameters, findings, where, what)
     size = len(base64.b64encode(text.encode()))
-    if size > codes.CONTENT_MAX_BYTES:
+    if size > api.CONTENT_MAX_BYTES:
         findings.add(
             where,
-            f"is {size} bytes after Base64 (and parameters); at most {codes.CONTENT_MAX_BYTES}",
+            f"is {size} bytes after Base64 (and parameters); at most {api.CONTENT_MAX_BYTES}",
             "CmdContent.ExceedLimit",
         )
     return Verify(content=text if filled else content or "", type=check_type, timeout=timeout)
@@ -226,7 +225,7 @@ def _check_content(section: Section, context: Context, what: str) -> tuple[str |
     if content is None and has_script:
         content = read_script(section, context.scripts, context.hasher)
         if content is not None:
-            _secrets.scan(content, where, findings)
+            findings.scan_secrets(content, where)
     if content is not None and not content.strip():
         findings.add(where, "is empty", "MissingParameter")
     return content, where
@@ -234,15 +233,15 @@ def _check_content(section: Section, context: Context, what: str) -> tuple[str |
 
 def _check_type(section: Section, command: Command, what: str) -> str:
     """The check's type: as given, else the command's; of the command's OS family."""
-    default = command.type if command.type in codes.COMMAND_TYPES else "RunShellScript"
+    default = command.type if command.type in api.COMMAND_TYPES else "RunShellScript"
     check_type = section.string("type", default) or default
-    if check_type not in codes.COMMAND_TYPES:
+    if check_type not in api.COMMAND_TYPES:
         section.findings.add(
             section.at("type"),
-            f"{shown(check_type)} is not one of {', '.join(codes.COMMAND_TYPES)}",
+            f"{shown(check_type)} is not one of {', '.join(api.COMMAND_TYPES)}",
             "InvalidCmdType.NotFound",
         )
-    elif command.type in codes.COMMAND_TYPES and _family(check_type) != _family(command.type):
+    elif command.type in api.COMMAND_TYPES and _family(check_type) != _family(command.type):
         family = _family(command.type)
         section.findings.add(
             section.at("type"),

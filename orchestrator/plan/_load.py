@@ -22,9 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal, cast
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.errors import PlanError, Problem
-from orchestrator.plan import _secrets
 from orchestrator.plan._findings import Findings
 from orchestrator.plan._gates import Context, read_wave_defaults
 from orchestrator.plan._model import Command, Plan, Targets
@@ -137,7 +136,7 @@ def _parse(text: str, raw: bytes, source: Path | None, script_dirs: tuple[Path, 
     data = parse_yaml(text, findings)
     if data is None and findings:  # not YAML at all: nothing more to say
         raise PlanError.of(findings.problems())
-    _secrets.scan(data, "", findings)
+    findings.scan_secrets(data, "")
     top = Section(findings, data, "", TOP_KEYS, TOP_LATER)
     if data is None:
         findings.add("", "the plan is empty", "required")
@@ -215,7 +214,7 @@ def _read_command(
     if content is None:
         content = read_script(section, places, hasher)
         if content is not None:
-            _secrets.scan(content, "command.script", findings)
+            findings.scan_secrets(content, "command.script")
     if content is not None and not content.strip():
         findings.add(content_field, "is empty", "MissingParameter")
     parameters = section.string_map("parameters", value_code="ParameterType.NotSupported")
@@ -232,7 +231,7 @@ def _read_command(
         description=section.string("description", plan_description) or "",
         parameters=MappingProxyType(parameters),
         timeout=section.integer(
-            "timeout", codes.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
+            "timeout", api.DEFAULT_TIMEOUT, code="InvalidParameter", accepted=TIMEOUT_ACCEPTED
         ),
         username=section.string("username"),
         working_dir=section.string("working_dir"),

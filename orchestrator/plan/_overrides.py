@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from orchestrator.errors import PlanError, Problem
-from orchestrator.plan import _secrets
 from orchestrator.plan._findings import Findings
 from orchestrator.plan._rules import check_command
 
@@ -63,7 +62,7 @@ def override_params(plan: Plan, values: Mapping[str, str]) -> Plan:
     command = replace(plan.command, parameters=MappingProxyType(parameters))
     findings = Findings(str(plan.source) if plan.source is not None else _NO_SOURCE)
     for name, value in values.items():
-        _secrets.scan(value, f"--param {name}", findings)
+        findings.scan_secrets(value, f"--param {name}")
     check_command(command, findings)
     if findings:
         raise PlanError.of(findings.problems())

@@ -1,7 +1,7 @@
 """Every rule RunCommand enforces on a command, checked on the plan before any call.
 
 A client-side reading of the API's rules (SEED = the 2024 RunCommand page, table at its
-end; limits from `orchestrator.ecs.codes`), each problem carrying the code the service
+end; limits from `orchestrator.api`), each problem carrying the code the service
 would answer with, so `orchestrator validate` fails in milliseconds with the same words
 the API would use. Checked here: Type, RepeatMode and Frequency, Timeout, the lengths of
 Name, Description, WorkingDir, Username, WindowsPasswordName and Launcher, the Windows
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.plan import _rules_params as params
 from orchestrator.plan._findings import shown
 from orchestrator.plan._rules_frequency import CODE as FREQUENCY_CODE
@@ -30,11 +30,11 @@ if TYPE_CHECKING:
     from orchestrator.plan._model import Command
 
 # orchestrator tags every RunCommand with the run's ID and the plan's name and digest
-# (`rollout._dispatcher`, `rollout._guard`: the same keys), so a plan has three tags less.
+# (`rollout._tags`: the same keys), so a plan has three tags less.
 RUN_TAG: Final = "orchestrator-run"
 PLAN_TAGS: Final = ("orchestrator-plan", "orchestrator-plan-sha256")
 RESERVED_TAGS: Final = (RUN_TAG, *PLAN_TAGS)
-USER_TAGS_MAX: Final = codes.TAGS_MAX - len(RESERVED_TAGS)
+USER_TAGS_MAX: Final = api.TAGS_MAX - len(RESERVED_TAGS)
 TERMINATION_MODES: Final = ("Process", "ProcessTree")
 LAUNCHER_MAX_BYTES: Final = 1024  # SDK: "cannot exceed 1 KB"
 TIMEOUT_MAX: Final = 2**63 - 1  # Timeout is a `long`
@@ -68,16 +68,16 @@ def check_command(command: Command, findings: Findings, where: Where | None = No
 
 
 def _check_enumerations(command: Command, findings: Findings, where: Where) -> None:
-    if command.type not in codes.COMMAND_TYPES:
+    if command.type not in api.COMMAND_TYPES:
         findings.add(
             where.of("type"),
-            f"{shown(command.type)} is not one of {', '.join(codes.COMMAND_TYPES)}",
+            f"{shown(command.type)} is not one of {', '.join(api.COMMAND_TYPES)}",
             "InvalidCmdType.NotFound",
         )
-    if command.repeat_mode not in codes.REPEAT_MODES:
+    if command.repeat_mode not in api.REPEAT_MODES:
         findings.add(
             where.of("repeat_mode"),
-            f"{shown(command.repeat_mode)} is not one of {', '.join(codes.REPEAT_MODES)}",
+            f"{shown(command.repeat_mode)} is not one of {', '.join(api.REPEAT_MODES)}",
             "InvalidRepeatMode.NotFound",
         )
     elif command.repeat_mode == "Period" and command.frequency is None:
@@ -109,19 +109,19 @@ def _check_enumerations(command: Command, findings: Findings, where: Where) -> N
 def _check_lengths(command: Command, findings: Findings, where: Where) -> None:
     # (field, value, limit, code); Launcher is measured in bytes, the rest in characters.
     limits = (
-        (where.name, command.name, codes.NAME_MAX, "CmdName.ExceedLimit"),
-        (where.description, command.description, codes.DESCRIPTION_MAX, "CmdDesc.ExceedLimit"),
+        (where.name, command.name, api.NAME_MAX, "CmdName.ExceedLimit"),
+        (where.description, command.description, api.DESCRIPTION_MAX, "CmdDesc.ExceedLimit"),
         (
             where.of("working_dir"),
             command.working_dir,
-            codes.WORKING_DIR_MAX,
+            api.WORKING_DIR_MAX,
             "InvalidParameter.WorkingDir",
         ),
-        (where.of("username"), command.username, codes.USERNAME_MAX, "Username.ExceedLimit"),
+        (where.of("username"), command.username, api.USERNAME_MAX, "Username.ExceedLimit"),
         (
             where.of("windows_password_name"),
             command.windows_password_name,
-            codes.WINDOWS_PASSWORD_NAME_MAX,
+            api.WINDOWS_PASSWORD_NAME_MAX,
             "WindowsPasswordName.ExceedLimit",
         ),
     )
@@ -138,7 +138,7 @@ def _check_lengths(command: Command, findings: Findings, where: Where) -> None:
     # (unconfirmed) our reading of SEED: a Windows script run as anyone but System needs
     # the name of that user's password in the parameter store.
     if (
-        command.type in codes.WINDOWS_COMMAND_TYPES
+        command.type in api.WINDOWS_COMMAND_TYPES
         and command.username is not None
         and command.username.lower() != "system"
         and not command.windows_password_name
@@ -191,7 +191,7 @@ def _check_tags(command: Command, findings: Findings, where: Where) -> None:
         findings.add(
             field,
             f"has {len(command.tags)} tags; at most {USER_TAGS_MAX} "
-            f"(the API allows {codes.TAGS_MAX}, and orchestrator adds {', '.join(RESERVED_TAGS)})",
+            f"(the API allows {api.TAGS_MAX}, and orchestrator adds {', '.join(RESERVED_TAGS)})",
             "NumberExceed.Tags",
         )
     for key, value in command.tags.items():
@@ -201,20 +201,20 @@ def _check_tags(command: Command, findings: Findings, where: Where) -> None:
         elif key in RESERVED_TAGS:
             findings.add(at, f"{key} is the tag orchestrator adds itself", "Duplicate.TagKey")
         elif (
-            len(key) > codes.TAG_KEY_MAX
+            len(key) > api.TAG_KEY_MAX
             or key.lower().startswith(("aliyun", "acs:"))
             or _has_url(key)
         ):
             findings.add(
                 at,
-                f"a tag key has at most {codes.TAG_KEY_MAX} characters, may not start with "
+                f"a tag key has at most {api.TAG_KEY_MAX} characters, may not start with "
                 "aliyun or acs: and may not hold http:// or https://",
                 "InvalidTagKey.Malformed",
             )
-        if len(value) > codes.TAG_VALUE_MAX or _has_url(value):
+        if len(value) > api.TAG_VALUE_MAX or _has_url(value):
             findings.add(
                 at,
-                f"a tag value has at most {codes.TAG_VALUE_MAX} characters and may not hold "
+                f"a tag value has at most {api.TAG_VALUE_MAX} characters and may not hold "
                 "http:// or https://",
                 "InvalidTagValue.Malformed",
             )
@@ -238,7 +238,7 @@ def _check_content(command: Command, findings: Findings, where: Where) -> None:
         params.check_values(command.parameters, names, findings, parameters_field)
     # SEED: the Base64 size, of the content and of the content with the parameters put
     # in, ≤ 18 KB with KeepCommand, 24 KB without (KB = 1024 bytes).
-    limit = codes.CONTENT_MAX_BYTES_KEPT if command.keep_command else codes.CONTENT_MAX_BYTES
+    limit = api.CONTENT_MAX_BYTES_KEPT if command.keep_command else api.CONTENT_MAX_BYTES
     size = _base64_size(command.content)
     if enabled:
         size = max(size, _base64_size(params.render(command.content, command.parameters)))

@@ -20,7 +20,7 @@ from itertools import pairwise
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from orchestrator.ecs import codes
+from orchestrator import api
 
 CODE: Final = "InvalidParam.Frequency"
 _RATE: Final = re.compile(r"rate\s*\(\s*(\d+)\s*([smhd])\s*\)", re.IGNORECASE)
@@ -167,7 +167,7 @@ def _cron(text: str, timeout: int) -> None:
     gaps = [b - a for a, b in pairwise(fires)]
     if _consecutive(days, dom, 31) and _consecutive(weekdays, dow, 7):
         gaps.append(_DAY - fires[-1] + fires[0])
-    floor = max(codes.CRON_MIN_INTERVAL_SECONDS, timeout)
+    floor = max(api.CRON_MIN_INTERVAL_SECONDS, timeout)
     if gaps and min(gaps) < floor:
         raise _Bad(
             f"fires every {min(gaps)} s; the interval must be at least {floor} s "
@@ -181,7 +181,7 @@ def frequency_problem(text: str, timeout: int) -> str | None:
     try:
         if match := _RATE.fullmatch(text):
             seconds = int(match.group(1)) * _UNIT[match.group(2).lower()]
-            if not codes.RATE_MIN_SECONDS <= seconds <= codes.RATE_MAX_SECONDS:
+            if not api.RATE_MIN_SECONDS <= seconds <= api.RATE_MAX_SECONDS:
                 return f"rate interval is {seconds} s; it must be between 60 s and 7 days"
             if seconds <= timeout:
                 return f"rate interval ({seconds} s) must be longer than the timeout ({timeout} s)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.plan._findings import shown
 from orchestrator.plan._yaml import join
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 _REFERENCE: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
-_BUILTINS: Final = frozenset(name.casefold() for name in codes.BUILTIN_PARAMETERS)
+_BUILTINS: Final = frozenset(name.casefold() for name in api.BUILTIN_PARAMETERS)
 _STORE: Final = ("oos:", "oos-secret:")
 PARAMETER_KEY_MAX: Final = 64  # SEED: "键 … 最多支持 64 个字符"
 
@@ -49,7 +49,7 @@ def _name_problem(name: str) -> tuple[str, str] | None:
     if folded.startswith("acs::"):
         if folded in _BUILTINS:
             return None
-        builtins = ", ".join(codes.BUILTIN_PARAMETERS)
+        builtins = ", ".join(api.BUILTIN_PARAMETERS)
         return (
             f"{{{{{name}}}}}: the acs:: prefix is reserved for the built-ins ({builtins})",
             "CmdParam.InvalidParamName",
@@ -58,8 +58,8 @@ def _name_problem(name: str) -> tuple[str, str] | None:
         if name.split(":", 1)[1].strip():
             return None
         return f"{{{{{name}}}}} names no parameter-store value", "CmdParam.InvalidParamName"
-    if len(name.encode()) > codes.PARAMETER_NAME_MAX_BYTES:
-        limit = codes.PARAMETER_NAME_MAX_BYTES
+    if len(name.encode()) > api.PARAMETER_NAME_MAX_BYTES:
+        limit = api.PARAMETER_NAME_MAX_BYTES
         return f"parameter name {shown(name)} is longer than {limit} bytes", (
             "CmdParamName.ExceedLimit"
         )
@@ -84,10 +84,10 @@ def custom_names(content: str, findings: Findings, field: str) -> dict[str, str]
             continue
         if not ref.casefold().startswith(("acs::", *_STORE)):
             names.setdefault(ref.casefold(), ref)
-    if len(names) > codes.PARAMETER_NAMES_MAX:
+    if len(names) > api.PARAMETER_NAMES_MAX:
         findings.add(
             field,
-            f"uses {len(names)} distinct parameters; at most {codes.PARAMETER_NAMES_MAX}",
+            f"uses {len(names)} distinct parameters; at most {api.PARAMETER_NAMES_MAX}",
             "CmdParamCount.ExceedLimit",
         )
     return names
@@ -97,10 +97,10 @@ def check_values(
     parameters: Mapping[str, str], names: Mapping[str, str], findings: Findings, field: str
 ) -> None:
     """Check the `parameters` pairs against the content's custom `names` (case-folded)."""
-    if len(parameters) > codes.PARAMETER_VALUES_MAX:
+    if len(parameters) > api.PARAMETER_VALUES_MAX:
         findings.add(
             field,
-            f"has {len(parameters)} pairs; at most {codes.PARAMETER_VALUES_MAX}",
+            f"has {len(parameters)} pairs; at most {api.PARAMETER_VALUES_MAX}",
             "ParameterCount.ExceedLimit",
         )
     if parameters and not names:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.plan._findings import shown
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ RULE: Final = "script"
 SIZE_CODE: Final = "CmdContent.ExceedLimit"
 # The largest content RunCommand takes is CONTENT_MAX_BYTES after Base64: 3 bytes of
 # text are 4 of Base64, so no script longer than this can be sent at all.
-SCRIPT_MAX_BYTES: Final = codes.CONTENT_MAX_BYTES // 4 * 3
+SCRIPT_MAX_BYTES: Final = api.CONTENT_MAX_BYTES // 4 * 3
 # Files there are not files: /proc/self/environ reads as the environment (and says it is
 # 0 bytes), /dev/zero never ends. Refused even inside a --script-dir.
 _SPECIAL: Final = (Path("/proc"), Path("/sys"), Path("/dev"))
@@ -148,7 +148,7 @@ def _too_large(script: str, size: int | None) -> str:
     how = f"{size} bytes" if size is not None else f"more than {SCRIPT_MAX_BYTES} bytes"
     return (
         f"{shown(script)} is {how}; a RunCommand's content is at most "
-        f"{codes.CONTENT_MAX_BYTES} bytes after Base64, so a script at most {SCRIPT_MAX_BYTES}"
+        f"{api.CONTENT_MAX_BYTES} bytes after Base64, so a script at most {SCRIPT_MAX_BYTES}"
     )
 
 

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from orchestrator.plan._findings import Findings
+    from collections.abc import Iterator
 
 RULE: Final = "no-credentials"
 _ACCESS_KEY_ID: Final = re.compile(
@@ -61,20 +61,21 @@ def _literal(value: object) -> bool:
     return not (isinstance(value, str) and _STORE_REFERENCE.fullmatch(value))
 
 
-def scan(value: object, path: str, findings: Findings) -> None:
-    """Report every credential-looking string and secret-named key under `value`."""
+def scan(value: object, path: str) -> Iterator[tuple[str, str]]:
+    """Every credential-looking string and secret-named key under `value`: (path, message),
+    each a finding of `RULE`."""
     if isinstance(value, str):
         if looks_like_credential(value):
-            findings.add(path, f"holds what looks like an access key ID; {_ADVICE}", RULE)
+            yield path, f"holds what looks like an access key ID; {_ADVICE}"
     elif isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else key
             if looks_like_credential(key):
-                findings.add(child, f"key looks like an access key ID; {_ADVICE}", RULE)
+                yield child, f"key looks like an access key ID; {_ADVICE}"
             if secret_key_name(key) and _literal(item) and not isinstance(item, dict | list):
-                findings.add(child, f"is named like a secret and holds a value; {_ADVICE}", RULE)
+                yield child, f"is named like a secret and holds a value; {_ADVICE}"
                 continue  # one problem per value is enough
-            scan(item, child, findings)
+            yield from scan(item, child)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            scan(item, f"{path}[{i}]", findings)
+            yield from scan(item, f"{path}[{i}]")

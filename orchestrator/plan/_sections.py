@@ -17,7 +17,7 @@ import re
 from types import MappingProxyType
 from typing import Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.plan._findings import Findings, shown
 from orchestrator.plan._gates import GATE_KEYS, Context, Gates, read_gates
 from orchestrator.plan._model import Amount, Limits, Targets, Wave
@@ -67,10 +67,10 @@ def read_targets(findings: Findings, value: object) -> Targets:
     section = Section(findings, value, "targets", TARGET_KEYS)
     instances = _ids(section, "instances")
     tags = section.string_map("tags")
-    if len(tags) > codes.TAGS_MAX:
+    if len(tags) > api.TAGS_MAX:
         findings.add(
             section.at("tags"),
-            f"has {len(tags)} pairs; DescribeInstances filters on at most {codes.TAGS_MAX}",
+            f"has {len(tags)} pairs; DescribeInstances filters on at most {api.TAGS_MAX}",
             "InvalidTagCount",
         )
     for key in tags:
@@ -169,17 +169,17 @@ def read_limits(findings: Findings, value: object) -> Limits:
             concurrency = amount
     quota = section.integer(
         "instance_quota",
-        codes.RUN_COMMAND_MAX_INSTANCES,
-        accepted=f"a whole number of instances, e.g. {codes.RUN_COMMAND_MAX_INSTANCES_QUOTA}",
+        api.RUN_COMMAND_MAX_INSTANCES,
+        accepted=f"a whole number of instances, e.g. {api.RUN_COMMAND_MAX_INSTANCES_QUOTA}",
     )
-    if not codes.RUN_COMMAND_MAX_INSTANCES <= quota <= codes.RUN_COMMAND_MAX_INSTANCES_QUOTA:
+    if not api.RUN_COMMAND_MAX_INSTANCES <= quota <= api.RUN_COMMAND_MAX_INSTANCES_QUOTA:
         findings.add(
             section.at("instance_quota"),
-            f"the InstanceId.N quota is between {codes.RUN_COMMAND_MAX_INSTANCES} (the default) "
-            f"and {codes.RUN_COMMAND_MAX_INSTANCES_QUOTA}, not {quota}",
+            f"the InstanceId.N quota is between {api.RUN_COMMAND_MAX_INSTANCES} (the default) "
+            f"and {api.RUN_COMMAND_MAX_INSTANCES_QUOTA}, not {quota}",
             "instance-quota",
         )
-        quota = codes.RUN_COMMAND_MAX_INSTANCES
+        quota = api.RUN_COMMAND_MAX_INSTANCES
     batch = section.integer(
         "batch_size",
         defaults.batch_size,

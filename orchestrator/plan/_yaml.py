@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import yaml
 
-if TYPE_CHECKING:
-    from orchestrator.plan._findings import Findings
+from orchestrator.plan._findings import Findings, printable
 
 _TAG: Final = "tag:yaml.org,2002:"
 _STR: Final = _TAG + "str"
@@ -66,7 +65,6 @@ _LEFT_OPEN: Final = {
 _BLOCK_END: Final = "expected <block end>"
 _TAB: Final = "'\\t'"  # PyYAML names the character as repr() writes it
 _BAD_TEXT: Final = re.compile("[\\x00\\ud800-\\udfff]")
-_UNPRINTABLE: Final = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff]")
 
 
 def join(parent: str, key: str) -> str:
@@ -85,17 +83,6 @@ def text_problem(text: str) -> str | None:
         f"holds a lone surrogate (\\u{ord(found.group()):04x}), which is not text "
         "(UTF-8 cannot encode it)"
     )
-
-
-def printable(text: str) -> str:
-    """`text` as one line of a message: control characters (a key may hold a newline),
-    line separators and surrogates written as escapes."""
-    return _UNPRINTABLE.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return "\\0" if code == 0 else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"  # noqa: PLR2004
 
 
 def number_problem(value: object) -> str | None:

@@ -27,7 +27,7 @@ from orchestrator.rollout._batches import (
     wave_sizes,
 )
 from orchestrator.rollout._control import Request, RunControl
-from orchestrator.rollout._dispatcher import RUN_TAG_KEY, BatchAttempt, build_request
+from orchestrator.rollout._dispatcher import BatchAttempt, build_request
 from orchestrator.rollout._events import (
     ApprovalDenied,
     ApprovalGranted,
@@ -64,8 +64,6 @@ from orchestrator.rollout._gates import (
 )
 from orchestrator.rollout._guard import (
     LIVE_STATUSES,
-    PLAN_DIGEST_TAG_KEY,
-    PLAN_TAG_KEY,
     Conflict,
     LiveRunElsewhere,
     PlanIdentity,
@@ -81,16 +79,16 @@ from orchestrator.rollout._history import (
 )
 from orchestrator.rollout._hooks import NoHooks, RolloutHooks
 from orchestrator.rollout._order import by_zone, order_for, spread
-from orchestrator.rollout._outcome import bound_output, outcome_of
+from orchestrator.rollout._outcome import Outcome, bound_output, outcome_of
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
 from orchestrator.rollout._results import (
     Halt,
     InstanceResult,
-    Outcome,
     RolloutResult,
     WaveSummary,
 )
 from orchestrator.rollout._runner import run_rollout
+from orchestrator.rollout._tags import PLAN_DIGEST_TAG_KEY, PLAN_TAG_KEY, RUN_TAG_KEY
 from orchestrator.rollout._verify import VERIFY_COMMAND_NAME
 from orchestrator.rollout._wave import ShapedWave, shape_waves, single_error
 

@@ -16,11 +16,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import Instance, codes
+from orchestrator import api
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from orchestrator.ecs import Instance
     from orchestrator.plan._model import Wave
 
 _TOKEN_DIGEST_CHARS: Final = 24
@@ -83,7 +84,7 @@ def plan_waves(
     waves: Sequence[Wave],
     instances: Sequence[Instance],
     *,
-    batch_size: int = codes.RUN_COMMAND_MAX_INSTANCES,
+    batch_size: int = api.RUN_COMMAND_MAX_INSTANCES,
     order: Callable[[Sequence[Instance]], Sequence[Instance]] = keep_order,
 ) -> tuple[WavePlan, ...]:
     """Every wave with its instances and batches, deterministically."""
@@ -109,7 +110,7 @@ def client_token(run_id: str, wave: int, batch: int, split_path: str = "") -> st
     digest = hashlib.sha256(key.encode()).hexdigest()[:_TOKEN_DIGEST_CHARS]
     path = f"s{split_path}-" if split_path else ""
     token = f"orc-w{wave}-b{batch}-{path}{digest}"
-    if len(token) > codes.CLIENT_TOKEN_MAX:
+    if len(token) > api.CLIENT_TOKEN_MAX:
         # Only a split path deeper than any 100-instance batch allows gets here.
         token = f"orc-{hashlib.sha256(key.encode()).hexdigest()[:40]}"
     return token

@@ -57,7 +57,9 @@ from orchestrator.rollout._events import (
     InstanceRejected,
 )
 from orchestrator.rollout._history import NO_HISTORY, BatchState, RecordedBatch, RunHistory
-from orchestrator.rollout._results import Halt, InstanceResult, Outcome
+from orchestrator.rollout._outcome import Outcome
+from orchestrator.rollout._results import Halt, InstanceResult
+from orchestrator.rollout._tags import RUN_TAG_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,8 +75,6 @@ if TYPE_CHECKING:
     from orchestrator.rollout._ledger import RunLedger
     from orchestrator.rollout._tracker import InvocationTracker
 
-# The tag every invocation of a run carries, so the tracker lists them in one paged call.
-RUN_TAG_KEY: Final = "orchestrator-run"
 # RunCommands in the air at once. The rate limiter paces every send, so this only has to
 # keep slow answers from starving it: two seconds' worth of calls at the configured
 # RunCommand rate, at least 4 (docs/performance.md: with a fixed 4, a p99 answer of

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from orchestrator.rollout._gates import GateDecision  # noqa: TC001
 from orchestrator.rollout._history import BatchState  # noqa: TC001
-from orchestrator.rollout._results import InstanceResult, Outcome, RolloutResult  # noqa: TC001
+from orchestrator.rollout._outcome import Outcome  # noqa: TC001
+from orchestrator.rollout._results import InstanceResult, RolloutResult  # noqa: TC001
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.rollout._results import Outcome
+from orchestrator.rollout._outcome import Outcome
 
 if TYPE_CHECKING:
     from orchestrator.plan._model import Amount

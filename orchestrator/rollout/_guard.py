@@ -30,9 +30,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import PATIENT_READS, codes
+from orchestrator import api
+from orchestrator.ecs import PATIENT_READS
 from orchestrator.errors import ConcurrentRun
-from orchestrator.rollout._dispatcher import RUN_TAG_KEY
+from orchestrator.rollout._tags import PLAN_DIGEST_TAG_KEY, PLAN_TAG_KEY, RUN_TAG_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from orchestrator.ecs import EcsClient, Instance, Invocation
     from orchestrator.plan import Plan
 
-PLAN_TAG_KEY: Final = "orchestrator-plan"
-PLAN_DIGEST_TAG_KEY: Final = "orchestrator-plan-sha256"
 # The overall InvokeStatus values of an invocation that may still run something.
 LIVE_STATUSES: Final = ("Running", "Pending", "Stopping")
 _URL_MARKERS: Final = ("http://", "https://")
@@ -50,7 +49,7 @@ _URL_MARKERS: Final = ("http://", "https://")
 def plan_tag_value(name: str) -> str:
     """The plan's name as a tag value; a name the API would refuse as one (over 128
     characters, or holding a URL) becomes `sha256:` and its digest, always the same."""
-    if len(name) <= codes.TAG_VALUE_MAX and not any(m in name.lower() for m in _URL_MARKERS):
+    if len(name) <= api.TAG_VALUE_MAX and not any(m in name.lower() for m in _URL_MARKERS):
         return name
     return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
 

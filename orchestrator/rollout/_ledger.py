@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from orchestrator.rollout._events import InstanceFinished, InstanceOutput
-from orchestrator.rollout._results import InstanceResult, Outcome
+from orchestrator.rollout._outcome import Outcome
+from orchestrator.rollout._results import InstanceResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

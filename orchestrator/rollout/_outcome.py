@@ -8,10 +8,22 @@ instance printed within a fixed budget, so 100,000 results fit in memory.
 
 from __future__ import annotations
 
+import enum
 from typing import Final
 
-from orchestrator.ecs.codes import InstanceInvocationStatus as S
-from orchestrator.rollout._results import Outcome
+from orchestrator.api import InstanceInvocationStatus as S
+
+
+class Outcome(enum.StrEnum):
+    """How one instance's part in a run ended: exactly one of these, with a reason."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+    NOT_SENT = "not_sent"
+
 
 # Per-instance ErrorCodes saying the command never started on the instance, whatever the
 # status says (e.g. Failed + ClientNeedUpgrade): the agent was unreachable, too old, or

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.ecs import PATIENT_READS, codes
+from orchestrator import api
+from orchestrator.ecs import PATIENT_READS
 from orchestrator.errors import QuotaTooSmall
 
 if TYPE_CHECKING:
@@ -34,15 +35,15 @@ class QuotaNeeds:
 async def check_quota(client: EcsClient, needs: QuotaNeeds) -> None:
     """Raise `QuotaTooSmall` when a quota is smaller than what the run needs."""
     attributes = await client.describe_account_attributes(
-        [codes.ATTRIBUTE_INVOCATION_QUOTA, codes.ATTRIBUTE_COMMAND_QUOTA], retry=PATIENT_READS
+        [api.ATTRIBUTE_INVOCATION_QUOTA, api.ATTRIBUTE_COMMAND_QUOTA], retry=PATIENT_READS
     )
     daily = attributes.daily_invocation_quota
     if daily is not None and needs.invocations > daily:
         raise QuotaTooSmall(
             f"the run needs {needs.invocations} invocations (one per instance) but the "
-            f"daily quota {codes.ATTRIBUTE_INVOCATION_QUOTA} is {daily}; split the run over "
+            f"daily quota {api.ATTRIBUTE_INVOCATION_QUOTA} is {daily}; split the run over "
             "several days, raise the quota, or set limits.ignore_quota",
-            attribute=codes.ATTRIBUTE_INVOCATION_QUOTA,
+            attribute=api.ATTRIBUTE_INVOCATION_QUOTA,
             needed=needs.invocations,
             available=daily,
         )
@@ -50,9 +51,9 @@ async def check_quota(client: EcsClient, needs: QuotaNeeds) -> None:
     if kept is not None and needs.kept_commands > kept:
         raise QuotaTooSmall(
             f"the run keeps {needs.kept_commands} commands (keep_command: one per batch) but "
-            f"the quota {codes.ATTRIBUTE_COMMAND_QUOTA} is {kept}; drop keep_command or "
+            f"the quota {api.ATTRIBUTE_COMMAND_QUOTA} is {kept}; drop keep_command or "
             "raise the quota",
-            attribute=codes.ATTRIBUTE_COMMAND_QUOTA,
+            attribute=api.ATTRIBUTE_COMMAND_QUOTA,
             needed=needs.kept_commands,
             available=kept,
         )

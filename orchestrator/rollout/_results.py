@@ -9,23 +9,15 @@ or an interruption came first). `RolloutResult` gathers them for a whole run.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping  # noqa: TC003 - dataclass field types are read at run time
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - dataclass field types are read at run time
 from typing import TYPE_CHECKING
 
+from orchestrator.rollout._outcome import Outcome
+
 if TYPE_CHECKING:
     from orchestrator.rollout._gates import GateDecision
-
-
-class Outcome(enum.StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    UNDELIVERED = "undelivered"
-    STOPPED = "stopped"
-    SKIPPED = "skipped"
-    NOT_SENT = "not_sent"
 
 
 @dataclass(frozen=True, slots=True)

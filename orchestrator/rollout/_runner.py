@@ -53,12 +53,11 @@ from orchestrator.rollout._guard import PlanIdentity
 from orchestrator.rollout._history import NO_HISTORY, RunHistory
 from orchestrator.rollout._hooks import NoHooks, RolloutHooks
 from orchestrator.rollout._ledger import RunLedger
-from orchestrator.rollout._outcome import PERIODIC_MODES
+from orchestrator.rollout._outcome import PERIODIC_MODES, Outcome
 from orchestrator.rollout._quota import QuotaNeeds, check_quota
 from orchestrator.rollout._results import (
     Halt,
     InstanceResult,
-    Outcome,
     RolloutResult,
     WaveSummary,
     not_sent_reason,

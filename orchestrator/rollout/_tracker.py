@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Final, cast
 import anyio
 import structlog
 
-from orchestrator.ecs.codes import InstanceInvocationStatus as S
+from orchestrator.api import InstanceInvocationStatus as S
 from orchestrator.errors import ApiError, OrchestratorError
-from orchestrator.rollout._dispatcher import RUN_TAG_KEY
 from orchestrator.rollout._outage import Deadlines, Outage
 from orchestrator.rollout._outcome import is_done
+from orchestrator.rollout._tags import RUN_TAG_KEY
 from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from orchestrator.rollout._events import VerifyFinished, VerifyStarted, discard
 from orchestrator.rollout._gates import VerifyOutcome, verify_outcome
 from orchestrator.rollout._history import NO_HISTORY
 from orchestrator.rollout._ledger import RunLedger
-from orchestrator.rollout._results import Halt, InstanceResult, Outcome
+from orchestrator.rollout._outcome import Outcome
+from orchestrator.rollout._results import Halt, InstanceResult
 from orchestrator.rollout._tracker import InvocationTracker
 from orchestrator.rollout._wave import STOP_SEND_GRACE, dispatch_and_track, single_error
 

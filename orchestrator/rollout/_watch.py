@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator.ecs.codes import InstanceInvocationStatus as S
-from orchestrator.rollout._outcome import bound_output, is_done, outcome_of
-from orchestrator.rollout._results import InstanceResult, Outcome
+from orchestrator.api import InstanceInvocationStatus as S
+from orchestrator.rollout._outcome import Outcome, bound_output, is_done, outcome_of
+from orchestrator.rollout._results import InstanceResult
 
 if TYPE_CHECKING:
     from orchestrator.ecs import Instance, InvocationInstance

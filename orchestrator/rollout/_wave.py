@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from orchestrator.rollout._events import EventSink
     from orchestrator.rollout._gates import GateDecision, WaveGate
     from orchestrator.rollout._ledger import RunLedger
-    from orchestrator.rollout._results import InstanceResult, Outcome
+    from orchestrator.rollout._outcome import Outcome
+    from orchestrator.rollout._results import InstanceResult
     from orchestrator.rollout._tracker import InvocationTracker
 
 # Real seconds the StopInvocation calls after a breach may take: an I/O deadline, so an

@@ -1,8 +1,8 @@
 """The ECS API simulator: the real wire protocol, a simulated fleet.
 
 `serve(fleet)` runs it on a loopback port for tests and the demo; `orchestrator sim`
-runs it as a server. It imports nothing of the client (`orchestrator.ecs`) but the API
-facts in `orchestrator.ecs.codes`: a bug shared by both sides would be invisible.
+runs it as a server. It imports nothing of the client (`orchestrator.ecs`), only the API facts
+(`orchestrator.api`): a bug shared by both sides would be invisible.
 """
 
 from orchestrator.sim._faults import FaultKind, Faults

@@ -1,9 +1,9 @@
 """The read-only action handlers: the five Describe calls, shaped as api-schemas.md says.
 
-Each handler takes the `Simulation` and a `Call` and returns the body without
-RequestId. Both paging styles are served: MaxResults + NextToken (an opaque token) and
-PageNumber + PageSize; TotalCount is always the true count. Statuses are derived at the
-moment of the call from the simulation clock.
+Each handler takes the account (`Account`: `Simulation` is one) and a `Call` and
+returns the body without RequestId. Both paging styles are served: MaxResults +
+NextToken (an opaque token) and PageNumber + PageSize; TotalCount is always the true
+count. Statuses are derived at the moment of the call from the simulation clock.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import hashlib
 import json
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._agent import SESSION_MANAGER_MIN_VERSION, version_tuple
 from orchestrator.sim._invocations import (
     Invocation,
@@ -42,8 +42,25 @@ from orchestrator.sim._protocol import Call, SimApiError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-    from orchestrator.sim._fleet import InstanceSpec
-    from orchestrator.sim._simulation import Simulation
+    from orchestrator.clock import Clock
+    from orchestrator.sim._fleet import FleetSpec, InstanceSpec
+
+
+class Account(Protocol):
+    """What the read-only handlers see of the simulated account (`Simulation` is one):
+    they read its state and never change it, so they need no more than this."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def fleet(self) -> FleetSpec: ...
+    @property
+    def instances(self) -> Mapping[str, InstanceSpec]: ...
+    @property
+    def invocations(self) -> Mapping[str, Invocation]: ...
+    def invocations_of(self, instance_id: str) -> list[Invocation]: ...
+    def check_region(self, params: Mapping[str, str]) -> None: ...
+
 
 # Attribute names DescribeAccountAttributes documents (SDK); we answer the ones we model.
 _DOCUMENTED_ATTRIBUTES: Final = frozenset(
@@ -58,7 +75,7 @@ _DOCUMENTED_ATTRIBUTES: Final = frozenset(
 )  # fmt: skip
 
 
-async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
+async def describe_instances(sim: Account, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
     items: Iterable[InstanceSpec] = sim.instances.values()
@@ -66,7 +83,7 @@ async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
         wanted = set(_instance_ids_json(params["InstanceIds"]))
         items = [inst for inst in items if inst.instance_id in wanted]
     status = params.get("Status")
-    if status and status not in codes.INSTANCE_STATUSES:
+    if status and status not in api.INSTANCE_STATUSES:
         raise SimApiError("InvalidStatus.NotFound")
     name = params.get("InstanceName")
     name_re = re.compile("^" + ".*".join(map(re.escape, name.split("*"))) + "$") if name else None
@@ -80,7 +97,7 @@ async def describe_instances(sim: Simulation, call: Call) -> dict[str, Any]:
         and (name_re is None or name_re.match(inst.name))
         and tags_match(inst.tags, wanted_tags)
     ]
-    page = page_of(params, maximum=codes.DESCRIBE_INSTANCES_MAX_RESULTS, clamp=True)
+    page = page_of(params, maximum=api.DESCRIBE_INSTANCES_MAX_RESULTS, clamp=True)
     return {
         **page.fields(len(found)),
         "Instances": {"Instance": [_instance(sim, inst) for inst in page.slice(found)]},
@@ -95,12 +112,12 @@ def _instance_ids_json(raw: str) -> list[str]:
         raise SimApiError("InvalidParameter.InstanceIds") from None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise SimApiError("InvalidParameter.InstanceIds")
-    if len(ids) > codes.DESCRIBE_INSTANCES_MAX_IDS:
+    if len(ids) > api.DESCRIBE_INSTANCES_MAX_IDS:
         raise SimApiError("InvalidParameter.InstanceIds")
     return ids
 
 
-def _instance(sim: Simulation, inst: InstanceSpec) -> dict[str, Any]:
+def _instance(sim: Account, inst: InstanceSpec) -> dict[str, Any]:
     return {
         "InstanceId": inst.instance_id,
         "InstanceName": inst.name,
@@ -121,11 +138,11 @@ def _instance(sim: Simulation, inst: InstanceSpec) -> dict[str, Any]:
 # --- DescribeCloudAssistantStatus ------------------------------------------------------
 
 
-async def describe_agents(sim: Simulation, call: Call) -> dict[str, Any]:
+async def describe_agents(sim: Account, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
     ids = repeated(params, "InstanceId")
-    if len(ids) > codes.ASSISTANT_STATUS_MAX_IDS:
+    if len(ids) > api.ASSISTANT_STATUS_MAX_IDS:
         raise SimApiError("InstanceIds.ExceedLimit")
     if ids:
         unknown = [i for i in ids if i not in sim.instances]
@@ -139,7 +156,7 @@ async def describe_agents(sim: Simulation, call: Call) -> dict[str, Any]:
     if ids:  # with InstanceId, MaxResults and PageSize are ignored (DOC, SDK3)
         page = Page(0, max(len(found), 1), by_token=False)
     else:
-        page = page_of(params, maximum=codes.ASSISTANT_STATUS_MAX_RESULTS)
+        page = page_of(params, maximum=api.ASSISTANT_STATUS_MAX_RESULTS)
     now = sim.clock.now()
     return {
         **page.fields(len(found)),
@@ -149,7 +166,7 @@ async def describe_agents(sim: Simulation, call: Call) -> dict[str, Any]:
     }
 
 
-def _agent(sim: Simulation, inst: InstanceSpec, now: datetime) -> dict[str, Any]:
+def _agent(sim: Account, inst: InstanceSpec, now: datetime) -> dict[str, Any]:
     installed = inst.agent != "not_installed"
     # Heartbeats come about every minute: an online agent's is < 60 s old (seeded).
     lag = int(hashlib.blake2b(inst.instance_id.encode(), digest_size=2).hexdigest(), 16) % 60
@@ -180,7 +197,7 @@ def _agent(sim: Simulation, inst: InstanceSpec, now: datetime) -> dict[str, Any]
 # --- DescribeInvocations ---------------------------------------------------------------
 
 
-def _candidates(sim: Simulation, params: Mapping[str, str]) -> list[Invocation]:
+def _candidates(sim: Account, params: Mapping[str, str]) -> list[Invocation]:
     """Invocations named by InvokeId / InstanceId / CommandId / Tag.N, newest first."""
     invoke_id, instance_id = params.get("InvokeId"), params.get("InstanceId")
     if invoke_id:
@@ -200,7 +217,7 @@ def _candidates(sim: Simulation, params: Mapping[str, str]) -> list[Invocation]:
     return found
 
 
-async def describe_invocations(sim: Simulation, call: Call) -> dict[str, Any]:
+async def describe_invocations(sim: Account, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
     include_output = flag(params, "IncludeOutput")
@@ -208,7 +225,7 @@ async def describe_invocations(sim: Simulation, call: Call) -> dict[str, Any]:
     if include_output and not (params.get("InvokeId") or instance_id):
         raise SimApiError("InvalidParameter.IncludeOutput")
     plain = plain_text(params)
-    page = page_of(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
+    page = page_of(params, maximum=api.INVOCATIONS_MAX_RESULTS)
     now = sim.clock.now()
     found = _candidates(sim, params)
     for name, attr in (("CommandName", "name"), ("CommandType", "type")):
@@ -278,7 +295,7 @@ def _invocation(
 def _username(command_type: str, username: str | None) -> str:
     if username:
         return username
-    return "System" if command_type in codes.WINDOWS_COMMAND_TYPES else "root"
+    return "System" if command_type in api.WINDOWS_COMMAND_TYPES else "root"
 
 
 def _invoke_instance(
@@ -308,11 +325,11 @@ def _invoke_instance(
 # --- DescribeInvocationResults ---------------------------------------------------------
 
 
-async def describe_results(sim: Simulation, call: Call) -> dict[str, Any]:
+async def describe_results(sim: Account, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
     plain = plain_text(params)
-    page = page_of(params, maximum=codes.INVOCATIONS_MAX_RESULTS)
+    page = page_of(params, maximum=api.INVOCATIONS_MAX_RESULTS)
     now = sim.clock.now()
     instance_id = params.get("InstanceId", "")
     history = flag(params, "IncludeHistory") and bool(params.get("InvokeId"))
@@ -385,11 +402,11 @@ def _result(inv: Invocation, view: RecordView, *, plain: bool) -> dict[str, Any]
 # --- DescribeAccountAttributes ---------------------------------------------------------
 
 
-async def describe_account(sim: Simulation, call: Call) -> dict[str, Any]:
+async def describe_account(sim: Account, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
     names = repeated(params, "AttributeName")
-    if len(names) > codes.ACCOUNT_ATTRIBUTE_NAMES_MAX:
+    if len(names) > api.ACCOUNT_ATTRIBUTE_NAMES_MAX:
         raise SimApiError(
             "InvalidParameter.AttributeName", "At most 8 AttributeName.N may be given.", 400
         )
@@ -398,8 +415,8 @@ async def describe_account(sim: Simulation, call: Call) -> dict[str, Any]:
             raise SimApiError("InvalidAttributeName.NotFound")
     quotas = sim.fleet.quotas
     known = {
-        codes.ATTRIBUTE_COMMAND_QUOTA: str(quotas.commands),
-        codes.ATTRIBUTE_INVOCATION_QUOTA: str(quotas.invocations_daily),
+        api.ATTRIBUTE_COMMAND_QUOTA: str(quotas.commands),
+        api.ATTRIBUTE_INVOCATION_QUOTA: str(quotas.invocations_daily),
         "instance-network-type": "vpc",
         "max-security-groups": "100",
         "real-name-authentication": "yes",

@@ -22,7 +22,7 @@ from typing import Final
 import anyio
 import anyio.abc
 
-from orchestrator.ecs import codes
+from orchestrator import api
 
 # Agent versions below these cannot run Frequency (scheduled) tasks or container
 # commands (seed doc: Linux 2.2.3.282 / Windows 2.1.3.282; containers Linux 2.2.3.344).
@@ -152,7 +152,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
 def cut_output(data: bytes) -> tuple[bytes, int]:
     """Keep the first 24 KB of output; return it and the number of bytes dropped.
     (Whether the service keeps the head or the tail is unconfirmed; we keep the head.)"""
-    limit = codes.OUTPUT_MAX_BYTES
+    limit = api.OUTPUT_MAX_BYTES
     return data[:limit], max(len(data) - limit, 0)
 
 
@@ -171,7 +171,7 @@ async def run_local(script: str, time_limit: float, stop: anyio.Event) -> LocalR
     """Run `script` with `/bin/sh -c` in a fresh temporary directory; kill its process
     group after `time_limit` real seconds (the command's Timeout), or once `stop` is set
     (StopInvocation)."""
-    limit = codes.OUTPUT_MAX_BYTES
+    limit = api.OUTPUT_MAX_BYTES
     kept = bytearray()
     total = 0
     timed_out = killed = False

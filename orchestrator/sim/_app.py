@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import socket
 import struct
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -23,6 +22,7 @@ from aiohttp import web
 from orchestrator.sim._auth import Authenticator, KeyStore, WallClock, utc_now
 from orchestrator.sim._faults import FaultDecision, FaultKind, Faults
 from orchestrator.sim._protocol import Call, Handler, SimApiError
+from orchestrator.sim._stats import Stats
 from orchestrator.sim._sts import UNSIGNED_ACTIONS
 from orchestrator.sim._throttle import Throttle
 from orchestrator.sim._wire import (
@@ -50,32 +50,6 @@ MAX_LINE_SIZE: Final = 256 * 1024
 MAX_FIELD_SIZE: Final = 64 * 1024
 # The outcome counted for a request answered normally.
 OUTCOME_OK: Final = "ok"
-
-
-class Stats:
-    """Requests counted per action and per outcome ("ok", an error code, or a fault)."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, str]] = Counter()
-
-    def record(self, action: str, outcome: str) -> None:
-        """Count one request."""
-        self._counts[action or "-", outcome] += 1
-
-    def count(self, action: str, outcome: str | None = None) -> int:
-        """Requests of `action` (with `outcome`, if given) so far."""
-        return sum(
-            n
-            for (a, o), n in self._counts.items()
-            if a == action and (outcome is None or o == outcome)
-        )
-
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        """{action: {outcome: count}}."""
-        out: dict[str, dict[str, int]] = {}
-        for (action, outcome), n in sorted(self._counts.items()):
-            out.setdefault(action, {})[outcome] = n
-        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._protocol import SimApiError
 from orchestrator.sim._spec import KeySpec
 from orchestrator.sim._wire import ParsedRequest, percent_encode
@@ -131,8 +131,8 @@ class Authenticator:
         keys: KeyStore,
         *,
         wall_clock: WallClock = utc_now,
-        max_skew_seconds: float = codes.TIMESTAMP_MAX_SKEW_SECONDS,
-        nonce_window_seconds: float = codes.NONCE_WINDOW_SECONDS,
+        max_skew_seconds: float = api.TIMESTAMP_MAX_SKEW_SECONDS,
+        nonce_window_seconds: float = api.NONCE_WINDOW_SECONDS,
     ) -> None:
         self.keys = keys
         self._wall_clock = wall_clock

@@ -16,7 +16,7 @@ changing one rate does not shift the others. What the decision means:
 Tests can also script faults at run time without restarting: `set()` a new `FaultSpec`,
 or `fail_next()` to queue "the next N calls (of action X) fail with <kind>" (scripted
 faults come first and draw nothing from the seeded stream). A scripted `API_ERROR`
-answers any code of `codes.ERRORS`, with its status and message, without acting: a
+answers any code of `api.ERRORS`, with its status and message, without acting: a
 way to put codes no request can provoke here (InvalidCmdId.NotFound on RunCommand,
 which takes no CommandId) in front of a client. `counts` tells how many of each kind
 were injected.
@@ -29,7 +29,7 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._spec import FaultSpec
 
 
@@ -44,7 +44,7 @@ class FaultKind(enum.StrEnum):
     GARBLE = "garble"  # acted upon, answered 200 with HTML (scripted only)
     LATENCY = "latency"  # answer delayed (counted once per delayed request)
     DISPATCH_ERROR = "dispatch_error"  # 500 InternalError.Dispatch, not acted upon
-    API_ERROR = "api_error"  # any code of codes.ERRORS (scripted only), not acted upon
+    API_ERROR = "api_error"  # any code of api.ERRORS (scripted only), not acted upon
 
 
 _ERROR_CODES = {
@@ -129,14 +129,14 @@ class Faults:
         """Queue `count` scripted faults for the next calls (of `action`, if given).
 
         `DISPATCH_ERROR` applies to RunCommand / StopInvocation only (without `action`:
-        the next of either). `API_ERROR` needs `code`, a code of `codes.ERRORS`.
+        the next of either). `API_ERROR` needs `code`, a code of `api.ERRORS`.
         """
         fault = FaultKind(kind)
         if fault is FaultKind.LATENCY:
             raise ValueError("latency is set through FaultSpec, not queued")
         if fault is FaultKind.API_ERROR:
-            if code not in codes.ERRORS:
-                raise ValueError(f"API_ERROR needs a code of codes.ERRORS, not {code!r}")
+            if code not in api.ERRORS:
+                raise ValueError(f"API_ERROR needs a code of api.ERRORS, not {code!r}")
         elif code is not None:
             raise ValueError("only an API_ERROR fault takes a code")
         if fault is FaultKind.DISPATCH_ERROR and action not in {None, *DISPATCH_ACTIONS}:

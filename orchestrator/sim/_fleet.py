@@ -21,7 +21,7 @@ from typing import Final, Literal, cast
 
 import yaml
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._agent import Behaviour, BehaviourRule, BehaviourSpec
 from orchestrator.sim._fleet_node import FleetError, Node
 from orchestrator.sim._spec import (
@@ -77,7 +77,7 @@ class QuotaSpec:
     # calls or instance runs is unconfirmed; counting runs is the conservative reading.
     invocations_daily: int = 10_000
     commands: int = 500  # kept commands (KeepCommand=true)
-    max_instances_per_call: int = codes.RUN_COMMAND_MAX_INSTANCES
+    max_instances_per_call: int = api.RUN_COMMAND_MAX_INSTANCES
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +263,8 @@ def _faults(node: Node) -> FaultSpec:
 
 def _quotas(node: Node) -> QuotaSpec:
     node.only("invocations_daily", "commands", "max_instances_per_call")
-    max_per_call = node.integer("max_instances_per_call", codes.RUN_COMMAND_MAX_INSTANCES, low=1)
-    if max_per_call > codes.RUN_COMMAND_MAX_INSTANCES_QUOTA:
+    max_per_call = node.integer("max_instances_per_call", api.RUN_COMMAND_MAX_INSTANCES, low=1)
+    if max_per_call > api.RUN_COMMAND_MAX_INSTANCES_QUOTA:
         raise node.fail("max_instances_per_call", "must be <= 100")
     return QuotaSpec(
         invocations_daily=node.integer("invocations_daily", 10_000),
@@ -310,7 +310,7 @@ def _listed(root: Node, region: str, seed: int) -> list[InstanceSpec]:
                 zone=_zone(node, "zone", node.str_("zone", ""), region),
                 tags=node.tags("tags"),
                 os=os_type,
-                status=node.choice("status", "Running", codes.INSTANCE_STATUSES),
+                status=node.choice("status", "Running", api.INSTANCE_STATUSES),
                 agent=agent,
                 agent_version="" if agent == "not_installed" else version,
                 instance_type=node.str_("instance_type", "ecs.g7.large"),
@@ -334,7 +334,7 @@ def _generated(root: Node, region: str, seed: int) -> list[InstanceSpec]:
         spread = node.choice("spread", "round_robin", ("round_robin", "random"))
         os_type = _os(node)
         tags, prefix = node.tags("tags"), node.str_("name_prefix", f"node-{group_index + 1}-")
-        status = node.choice("status", "Running", codes.INSTANCE_STATUSES)
+        status = node.choice("status", "Running", api.INSTANCE_STATUSES)
         offline, missing = node.rate("offline_rate"), node.rate("not_installed_rate")
         stopped, old = node.rate("stopped_rate"), node.rate("old_agent_rate")
         version = node.str_("agent_version", DEFAULT_AGENT_VERSION[os_type])

@@ -20,7 +20,7 @@ from itertools import islice, pairwise
 from typing import TYPE_CHECKING, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._protocol import SimApiError
 
 if TYPE_CHECKING:
@@ -347,7 +347,7 @@ def _rate(text: str, timeout: int) -> Frequency:
     if match is None:
         raise _Invalid(text)
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-    if not codes.RATE_MIN_SECONDS <= seconds <= codes.RATE_MAX_SECONDS or seconds <= timeout:
+    if not api.RATE_MIN_SECONDS <= seconds <= api.RATE_MAX_SECONDS or seconds <= timeout:
         raise _Invalid(text)
     return Frequency("rate", text, interval=timedelta(seconds=seconds))
 
@@ -374,7 +374,7 @@ def _cron(text: str, timeout: int) -> Frequency:
     sample = list(islice(fires, _INTERVAL_SAMPLES))
     if not sample:
         raise _Invalid(text)  # an expression that can never fire
-    floor = max(codes.CRON_MIN_INTERVAL_SECONDS, timeout)
+    floor = max(api.CRON_MIN_INTERVAL_SECONDS, timeout)
     if any((b - a).total_seconds() < floor for a, b in pairwise(sample)):
         raise _Invalid(text)
     return Frequency("cron", text, zone=zone, cron=spec)

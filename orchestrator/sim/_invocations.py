@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import anyio
 
-from orchestrator.ecs import codes
-from orchestrator.ecs.codes import InstanceInvocationStatus as S
-from orchestrator.ecs.codes import InvocationStatus
+from orchestrator import api
+from orchestrator.api import InstanceInvocationStatus as S
+from orchestrator.api import InvocationStatus
 from orchestrator.sim._agent import (
     KILLED_EXIT_CODE,
     Behaviour,
@@ -73,7 +73,7 @@ class RecordView:
 
     @property
     def error_info(self) -> str:
-        return codes.INSTANCE_ERROR_INFO.get(self.error_code, "")
+        return api.INSTANCE_ERROR_INFO.get(self.error_code, "")
 
 
 class LocalRun:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from orchestrator.sim._app import Stats
     from orchestrator.sim._auth import WallClock
+    from orchestrator.sim._stats import Stats
     from orchestrator.sim._sts import StsService
     from orchestrator.sim._sts_fleet import StsSpec
 

@@ -10,7 +10,7 @@ to the parameter store and are no custom parameters. `custom_names` validates a
 content and lists its custom names; `parse_values` checks the request's `Parameters`
 object against them; `check_store` checks the parameter-store references against the
 account; `render` substitutes values. Errors are raised as `SimApiError` with the
-service's own codes.
+service's own api.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._protocol import SimApiError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ _REFERENCE: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 _BUILTIN_PREFIX: Final = "acs::"
 _STORE_PREFIXES: Final = ("oos:", "oos-secret:")
-_BUILTINS_FOLDED: Final = {name.casefold(): name for name in codes.BUILTIN_PARAMETERS}
+_BUILTINS_FOLDED: Final = {name.casefold(): name for name in api.BUILTIN_PARAMETERS}
 PARAMETER_KEY_MAX: Final = 64  # SEED: a Parameters key has at most 64 characters
 
 
@@ -57,7 +57,7 @@ def _check_name(name: str) -> None:
         return
     # The limit is stated in bytes, so it is checked on the raw name before the
     # character set (unconfirmed which of the two the service tests first).
-    if len(name.encode()) > codes.PARAMETER_NAME_MAX_BYTES:
+    if len(name.encode()) > api.PARAMETER_NAME_MAX_BYTES:
         raise SimApiError("CmdParamName.ExceedLimit")
     if not _NAME.fullmatch(name):
         raise SimApiError("CmdParam.InvalidParamName")
@@ -77,7 +77,7 @@ def custom_names(content: str) -> tuple[str, ...]:
         if name.casefold().startswith(_BUILTIN_PREFIX) or _is_store_reference(name):
             continue
         seen.setdefault(name.casefold(), name)
-    if len(seen) > codes.PARAMETER_NAMES_MAX:
+    if len(seen) > api.PARAMETER_NAMES_MAX:
         raise SimApiError("CmdParamCount.ExceedLimit")
     return tuple(seen.values())
 
@@ -208,7 +208,7 @@ def parse_values(text: str | None, *, enabled: bool, names: tuple[str, ...]) -> 
     pairs = _parse_object(text)
     if any(not isinstance(value, str) for _, value in pairs):
         raise SimApiError("ParameterType.NotSupported")
-    if len(pairs) > codes.PARAMETER_VALUES_MAX:
+    if len(pairs) > api.PARAMETER_VALUES_MAX:
         raise SimApiError("ParameterCount.ExceedLimit")
     _check_keys([key for key, _ in pairs])
     defined = {name.casefold() for name in names}

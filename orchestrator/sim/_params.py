@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._protocol import SimApiError
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def tag_filters(params: Mapping[str, str]) -> list[tuple[str, str | None]]:
         match = pattern.match(key)
         if match:
             by_index.setdefault(int(match[1]), {})[match[2]] = value
-    if len(by_index) > codes.TAGS_MAX:
+    if len(by_index) > api.TAGS_MAX:
         raise SimApiError("InvalidTagCount")
     filters = []
     for _, pair in sorted(by_index.items()):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.ecs import codes
+from orchestrator import api
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +27,12 @@ class Call:
 
 class SimApiError(Exception):
     """Raised by a handler to answer with an API error; status and text default to the
-    real service's, from `orchestrator.ecs.codes`."""
+    real service's, from `orchestrator.api`."""
 
     def __init__(
         self, code: str, message: str | None = None, http_status: int | None = None
     ) -> None:
-        spec = codes.ERRORS.get(code)
+        spec = api.ERRORS.get(code)
         self.code = code
         self.message = message if message is not None else (spec.message if spec else code)
         self.http_status = (

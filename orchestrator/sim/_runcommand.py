@@ -2,7 +2,7 @@
 
 Everything that can be decided from the parameters alone is decided here, with the real
 service's codes (SEED = the 2024 RunCommand page; statuses and texts in
-`orchestrator.ecs.codes`). Instances, resource-tag matches, quotas, idempotency and agent
+`orchestrator.api`). Instances, resource-tag matches, quotas, idempotency and agent
 versions need state: the RunCommand handler checks them afterwards. The first rule broken
 wins, in this order (the service's own order is not documented; this one is plausible:
 the API gateway's checks, then enumerations, targets, plain strings, content, schedule):
@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._frequency import Frequency, parse_frequency
 from orchestrator.sim._parameters import custom_names, parse_values, render
 from orchestrator.sim._protocol import SimApiError
@@ -107,7 +107,7 @@ def _boolean(params: Mapping[str, str], name: str) -> bool:
 def _timeout(params: Mapping[str, str]) -> int:
     value = _text(params, "Timeout")
     if value is None:
-        return codes.DEFAULT_TIMEOUT
+        return api.DEFAULT_TIMEOUT
     # (unconfirmed) the gateway's type check of a `long`: InvalidParameter.
     if not value.isascii() or not value.isdigit() or int(value) > _LONG_MAX:
         raise _invalid("Timeout")
@@ -116,7 +116,7 @@ def _timeout(params: Mapping[str, str]) -> int:
 
 def _repeat_mode(params: Mapping[str, str], frequency: str | None) -> str:
     given = _text(params, "RepeatMode")
-    if given is not None and given not in codes.REPEAT_MODES:
+    if given is not None and given not in api.REPEAT_MODES:
         raise SimApiError("InvalidRepeatMode.NotFound")
     if frequency is not None:
         # SEED: with a Frequency the mode is Period whatever RepeatMode says. DryRun is
@@ -140,7 +140,7 @@ class _TagRules:
 
 _TAG: Final = _TagRules(
     "Tag",
-    codes.TAGS_MAX,
+    api.TAGS_MAX,
     "NumberExceed.Tags",
     "MissingParameter.TagKey",
     "InvalidTagKey.Malformed",
@@ -149,7 +149,7 @@ _TAG: Final = _TagRules(
 )
 _RESOURCE_TAG: Final = _TagRules(
     "ResourceTag",
-    codes.RESOURCE_TAGS_MAX,  # SEED: N 1..10 (SDK 7.11.8: 20)
+    api.RESOURCE_TAGS_MAX,  # SEED: N 1..10 (SDK 7.11.8: 20)
     "NumberExceed.ResourceTags",
     "MissingParameter.ResourceTagKey",
     "InvalidResourceTagKey.Malformed",
@@ -177,12 +177,12 @@ def _tags(params: Mapping[str, str], rules: _TagRules) -> tuple[tuple[str, str],
             raise SimApiError(rules.missing_key)
         # (unconfirmed) the reserved prefixes are matched case-insensitively.
         if (
-            len(tag_key) > codes.TAG_KEY_MAX
+            len(tag_key) > api.TAG_KEY_MAX
             or tag_key.lower().startswith(("aliyun", "acs:"))
             or _has_url(tag_key)
         ):
             raise SimApiError(rules.bad_key)
-        if len(tag_value) > codes.TAG_VALUE_MAX or _has_url(tag_value):
+        if len(tag_value) > api.TAG_VALUE_MAX or _has_url(tag_value):
             raise SimApiError(rules.bad_value)
         if any(tag_key == seen for seen, _ in tags):
             raise SimApiError(rules.duplicate)
@@ -210,25 +210,25 @@ def _check_length(value: str | None, limit: int, code: str) -> None:
 
 
 def _check_strings(params: Mapping[str, str], command_type: str) -> None:
-    _check_length(_text(params, "Name"), codes.NAME_MAX, "CmdName.ExceedLimit")
-    _check_length(_text(params, "Description"), codes.DESCRIPTION_MAX, "CmdDesc.ExceedLimit")
+    _check_length(_text(params, "Name"), api.NAME_MAX, "CmdName.ExceedLimit")
+    _check_length(_text(params, "Description"), api.DESCRIPTION_MAX, "CmdDesc.ExceedLimit")
     working_dir = _text(params, "WorkingDir")
-    _check_length(working_dir, codes.WORKING_DIR_MAX, "InvalidParameter.WorkingDir")
+    _check_length(working_dir, api.WORKING_DIR_MAX, "InvalidParameter.WorkingDir")
     username = _text(params, "Username")
-    _check_length(username, codes.USERNAME_MAX, "Username.ExceedLimit")
+    _check_length(username, api.USERNAME_MAX, "Username.ExceedLimit")
     password_name = _text(params, "WindowsPasswordName")
-    _check_length(password_name, codes.WINDOWS_PASSWORD_NAME_MAX, "WindowsPasswordName.ExceedLimit")
+    _check_length(password_name, api.WINDOWS_PASSWORD_NAME_MAX, "WindowsPasswordName.ExceedLimit")
     # (unconfirmed) our reading of SEED: a Windows script run as anyone but System needs
     # the name of that user's password in the parameter store.
     if (
-        command_type in codes.WINDOWS_COMMAND_TYPES
+        command_type in api.WINDOWS_COMMAND_TYPES
         and username is not None
         and username.lower() != "system"
         and password_name is None
     ):
         raise SimApiError("WindowsPasswordName.Missed")
     token = _text(params, "ClientToken")
-    if token is not None and (not token.isascii() or len(token) > codes.CLIENT_TOKEN_MAX):
+    if token is not None and (not token.isascii() or len(token) > api.CLIENT_TOKEN_MAX):
         raise SimApiError("InvalidClientToken.Malformed")
     launcher = _text(params, "Launcher")
     if launcher is not None and len(launcher.encode()) > LAUNCHER_MAX_BYTES:
@@ -258,13 +258,13 @@ def _check_size(content: str, keep_command: bool) -> None:
     # SEED: the Base64 size of the content (with parameters substituted) ≤ 18 KB when
     # kept, 24 KB otherwise; KB = 1024 bytes.
     encoded = 4 * -(-len(content.encode()) // 3)
-    limit = codes.CONTENT_MAX_BYTES_KEPT if keep_command else codes.CONTENT_MAX_BYTES
+    limit = api.CONTENT_MAX_BYTES_KEPT if keep_command else api.CONTENT_MAX_BYTES
     if encoded > limit:
         raise SimApiError("CmdContent.ExceedLimit")
 
 
 def parse_run_command(
-    params: Mapping[str, str], *, max_instances: int = codes.RUN_COMMAND_MAX_INSTANCES
+    params: Mapping[str, str], *, max_instances: int = api.RUN_COMMAND_MAX_INSTANCES
 ) -> RunCommandSpec:
     """Validate RunCommand's wire parameters; raise `SimApiError` on the first rule broken."""
     # 1. gateway. (unconfirmed) Type and CommandContent are required in the API model, so
@@ -280,7 +280,7 @@ def parse_run_command(
     enable_parameter = _boolean(params, "EnableParameter")
 
     # 2. enumerations
-    if command_type not in codes.COMMAND_TYPES:
+    if command_type not in api.COMMAND_TYPES:
         raise SimApiError("InvalidCmdType.NotFound")
     frequency_text = (_text(params, "Frequency") or "").strip() or None
     repeat_mode = _repeat_mode(params, frequency_text)

@@ -17,12 +17,13 @@ import anyio
 from aiohttp import web
 
 from orchestrator.clock import Clock, ScaledClock
-from orchestrator.sim._app import Stats, create_app
+from orchestrator.sim._app import create_app
 from orchestrator.sim._auth import KeyStore, utc_now
 from orchestrator.sim._faults import Faults
 from orchestrator.sim._metadata import CredentialServices
 from orchestrator.sim._simulation import Simulation
 from orchestrator.sim._spec import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, KeySpec
+from orchestrator.sim._stats import Stats
 from orchestrator.sim._sts import StsService
 from orchestrator.sim._throttle import Throttle
 

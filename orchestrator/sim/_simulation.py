@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 import anyio.abc
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim import _actions
 from orchestrator.sim._agent import (
     CONTAINER_MIN_VERSION,
@@ -290,7 +290,7 @@ class Simulation:
     def _check_runnable(self, spec: RunCommandSpec, inst: InstanceSpec) -> None:
         """One unfit instance fails the whole call (the docs' rule). The code for a
         non-Running instance or a missing agent is unconfirmed: InvalidInstance.NotMatch."""
-        windows_type = spec.type in codes.WINDOWS_COMMAND_TYPES
+        windows_type = spec.type in api.WINDOWS_COMMAND_TYPES
         if (
             inst.status != "Running"
             or inst.agent == "not_installed"
@@ -414,7 +414,7 @@ class Simulation:
                 "request is not supplied.",
             )
         instance_ids = repeated(call.params, "InstanceId")
-        if len(instance_ids) > codes.STOP_INVOCATION_MAX_INSTANCES:
+        if len(instance_ids) > api.STOP_INVOCATION_MAX_INSTANCES:
             raise SimApiError("InstanceIds.ExceedLimit")
         inv = self._invocations.get(invoke_id)
         if inv is None:

@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._protocol import SimApiError
 
 # Parameters every RPC call may carry that are not the action's own.
@@ -154,7 +154,7 @@ def check_call(parsed: ParsedRequest, known_actions: Collection[str]) -> None:
         raise SimApiError("InvalidAction.NotFound")
     # An absent Version is accepted: V3 sends it only as x-acs-version, which is read too.
     # STS shares the wire (it is another RPC API) but has a version of its own.
-    expected = codes.STS_API_VERSION if parsed.action in codes.STS_ACTIONS else codes.API_VERSION
+    expected = api.STS_API_VERSION if parsed.action in api.STS_ACTIONS else api.API_VERSION
     if parsed.version is not None and parsed.version != expected:
         raise SimApiError("InvalidVersion")
 

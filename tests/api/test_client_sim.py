@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from orchestrator import errors
+from orchestrator.api import InstanceInvocationStatus as S
+from orchestrator.api import InvocationStatus
 from orchestrator.ecs import (
     Credentials,
     EcsClient,
@@ -19,8 +21,6 @@ from orchestrator.ecs import (
     RetryPolicy,
     RunCommandRequest,
 )
-from orchestrator.ecs.codes import InstanceInvocationStatus as S
-from orchestrator.ecs.codes import InvocationStatus
 from orchestrator.sim import FaultKind, FleetSpec, RunningSimulator, load_fleet
 from orchestrator.testing import ManualClock
 

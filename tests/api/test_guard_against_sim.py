@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from orchestrator.ecs.codes import InstanceStatus
+from orchestrator.api import InstanceStatus
 from orchestrator.plan import Command
 from orchestrator.rollout import (
     LIVE_STATUSES,

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import EcsClient, Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.errors import QuotaTooSmall
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import (

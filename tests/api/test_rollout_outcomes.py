@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.ecs.codes import InstanceInvocationStatus as S
+from orchestrator.api import InstanceInvocationStatus as S
 from orchestrator.plan._model import Amount, Command, Limits, Plan, Targets, Wave
 from orchestrator.rollout import (
     Outcome,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from orchestrator.ecs.codes import InstanceStatus
+from orchestrator.api import InstanceStatus
 from orchestrator.journal import (
     JournalRecord,
     RunHeader,

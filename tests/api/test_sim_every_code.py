@@ -23,16 +23,15 @@ import pytest
 import yarl
 from alibabacloud_tea_openapi.utils import Utils as TeaUtils
 
-from orchestrator import errors
+from orchestrator import api, errors
+from orchestrator.api import InstanceInvocationStatus
 from orchestrator.ecs import (
     Credentials,
     EcsClient,
     RetryDetails,
     RetryPolicy,
     RunCommandRequest,
-    codes,
 )
-from orchestrator.ecs.codes import InstanceInvocationStatus
 from orchestrator.sim import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
@@ -131,7 +130,7 @@ async def _refused(client: EcsClient, **overrides: Any) -> errors.ApiError:
 
 def _is(error: errors.ApiError, code: str, kind: type[errors.ApiError]) -> None:
     """`error` is `code` with the seed's status and message, a RequestId, and `kind`."""
-    spec = codes.ERRORS[code]
+    spec = api.ERRORS[code]
     assert (error.code, error.http_status, error.message) == (code, spec.http_status, spec.message)
     assert error.request_id
     assert isinstance(error, kind)
@@ -417,9 +416,9 @@ def test_scripted_fault_arguments_are_checked():
     """API_ERROR needs a known code; only API_ERROR takes one; dispatch faults name a
     dispatching action."""
     faults = Faults()
-    with pytest.raises(ValueError, match=r"codes\.ERRORS"):
+    with pytest.raises(ValueError, match=r"api\.ERRORS"):
         faults.fail_next(FaultKind.API_ERROR, code="No.Such.Code")
-    with pytest.raises(ValueError, match=r"codes\.ERRORS"):
+    with pytest.raises(ValueError, match=r"api\.ERRORS"):
         faults.fail_next(FaultKind.API_ERROR)
     with pytest.raises(ValueError, match="only an API_ERROR"):
         faults.fail_next(FaultKind.INTERNAL_ERROR, code="InternalError")
@@ -514,7 +513,7 @@ def _signed_v1(key: KeySpec, params: dict[str, str]) -> dict[str, str]:
     """RunCommand parameters signed by the Tea SDK's own V1 signer (not ours)."""
     full = {
         "Action": "RunCommand",
-        "Version": codes.API_VERSION,
+        "Version": api.API_VERSION,
         "Format": "JSON",
         "AccessKeyId": key.access_key_id,
         "SignatureMethod": "HMAC-SHA1",
@@ -546,7 +545,7 @@ async def test_error_body_has_every_field(session: aiohttp.ClientSession, case: 
             status, body = response.status, json.loads(await response.read())
             header_id = response.headers.get("x-acs-request-id")
         assert not sim.simulation.invocations
-    spec = codes.ERRORS[case.code]
+    spec = api.ERRORS[case.code]
     assert status == spec.http_status
     assert set(body) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
     assert (body["Code"], body["Message"]) == (case.code, spec.message)
@@ -691,11 +690,11 @@ def _simulator_tests() -> str:
 
 
 def test_every_seed_code_is_known_with_its_status():
-    """Each code of the seed's table is in codes.ERRORS with the seed's HTTP status."""
+    """Each code of the seed's table is in api.ERRORS with the seed's HTTP status."""
     assert len(SEED_CODES) == 57
     for status, code in SEED_CODES:
-        assert code in codes.ERRORS, code
-        assert codes.ERRORS[code].http_status == int(status), code
+        assert code in api.ERRORS, code
+        assert api.ERRORS[code].http_status == int(status), code
 
 
 @pytest.mark.parametrize(("status", "code"), SEED_CODES, ids=[code for _, code in SEED_CODES])
@@ -713,4 +712,4 @@ def test_the_written_table_is_the_seed_document():
     rows = [line for line in table.splitlines() if re.match(r"\d{3}[A-Z]", line)]
     assert len(rows) == len(SEED_CODES)
     for row, (status, code) in zip(rows, SEED_CODES, strict=True):
-        assert row.startswith(f"{status}{code}{codes.ERRORS[code].message}"), row
+        assert row.startswith(f"{status}{code}{api.ERRORS[code].message}"), row

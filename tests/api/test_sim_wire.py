@@ -34,7 +34,7 @@ from aliyunsdkecs.request.v20140526.DescribeInvocationResultsRequest import (
 from aliyunsdkecs.request.v20140526.RunCommandRequest import RunCommandRequest
 from darabonba.exceptions import UnretryableException
 
-from orchestrator.sim._app import Stats, create_app
+from orchestrator.sim._app import create_app
 from orchestrator.sim._faults import FaultKind, Faults
 from orchestrator.sim._fleet import default_fleet
 from orchestrator.sim._protocol import Call, SimApiError
@@ -46,6 +46,7 @@ from orchestrator.sim._spec import (
     KeySpec,
     ThrottleSpec,
 )
+from orchestrator.sim._stats import Stats
 from orchestrator.sim._throttle import Throttle
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.journal import RunHeader, WaveRow, create_journal, journal_path
 from orchestrator.rollout import BatchAttempt, BatchDispatched, client_token
 from orchestrator.sim import RunningSimulator, load_fleet, serve

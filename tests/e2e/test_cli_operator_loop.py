@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.journal import RunHeader, WaveRow, create_journal, journal_path, read_journal
 from orchestrator.rollout import InstanceFinished, InstanceResult, Outcome
 from orchestrator.sim import RunningSimulator, load_fleet, serve

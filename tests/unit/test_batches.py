@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.plan._model import Amount, Wave
 from orchestrator.rollout import client_token, plan_waves, split_batches, wave_sizes
 

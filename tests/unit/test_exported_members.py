@@ -8,6 +8,7 @@ import pytest
 
 PUBLIC = [
     "orchestrator",
+    "orchestrator.api",
     "orchestrator.ecs",
     "orchestrator.journal",
     "orchestrator.plan",

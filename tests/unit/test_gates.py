@@ -20,7 +20,8 @@ from orchestrator.rollout._gates import (
     threshold_text,
     verify_outcome,
 )
-from orchestrator.rollout._results import Halt, Outcome
+from orchestrator.rollout._outcome import Outcome
+from orchestrator.rollout._results import Halt
 
 
 def pct(value: float) -> Amount:

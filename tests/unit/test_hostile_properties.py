@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.ecs._client import Action, EcsClient
 from orchestrator.ecs._http import Answer, document_from_answer, error_from_response
 from orchestrator.ecs._responses import (
@@ -91,10 +91,10 @@ NUMBERS = {"ExitCode", "Dropped", "Repeats", "Timeout", "ActiveTaskCount", "Invo
 EXTREME_NUMBERS = [2**63, -(2**63) - 1, 2**63 - 1, 10**30, "9" * 25, "-1", "+7", "٣", " 1", 1.5]
 
 PLAUSIBLE_TEXT = [
-    *[str(s) for s in codes.InstanceStatus],
-    *[str(s) for s in codes.InstanceInvocationStatus],
-    *[str(s) for s in codes.InvocationStatus],
-    *[str(s) for s in codes.InvokeRecordStatus],
+    *[str(s) for s in api.InstanceStatus],
+    *[str(s) for s in api.InstanceInvocationStatus],
+    *[str(s) for s in api.InvocationStatus],
+    *[str(s) for s in api.InvokeRecordStatus],
     "2020-05-11T09:01:39Z",
     "2020-05-11T09:01Z",
     "9999-12-31T23:59:59-12:00",

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import anyio
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.errors import JournalError
 from orchestrator.journal import (
     UNREADABLE,

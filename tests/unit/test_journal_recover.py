@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from orchestrator.api import InstanceInvocationStatus, InstanceStatus, InvocationStatus
 from orchestrator.ecs import Instance, Invocation, InvocationInstance
-from orchestrator.ecs.codes import InstanceInvocationStatus, InstanceStatus, InvocationStatus
 from orchestrator.journal import (
     RunHeader,
     WaveRow,

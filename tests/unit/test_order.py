@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.plan._model import Amount, Wave
 from orchestrator.rollout import plan_waves
 from orchestrator.rollout._order import by_zone, order_for, spread

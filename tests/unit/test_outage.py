@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.errors import AuthError, Throttled, TrackingAbandoned
 from orchestrator.rollout._outage import OUTAGE_NAP_MAX, Deadlines, Outage
 from orchestrator.rollout._watch import Watched, WatchedInvocation

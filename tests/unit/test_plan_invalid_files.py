@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.plan import PlanError, load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_every_api_code_the_checker_emits_has_an_invalid_plan() -> None:
     """Each API code written in the checker's source is shown broken by some file."""
     source = "\n".join(p.read_text() for p in PLAN_SOURCES)
     literals = set(re.findall(r'"([A-Za-z]+(?:\.[A-Za-z]+)*)"', source))
-    emitted = {code for code in literals if code in codes.ERRORS}
+    emitted = {code for code in literals if code in api.ERRORS}
     covered = {
         match
         for path in INVALID
@@ -71,7 +71,7 @@ def test_api_codes_in_problems_are_real_codes() -> None:
             load_plan(path)
         for problem in caught.value.problems:
             if problem.api:
-                assert problem.code in codes.ERRORS, f"{path.name}: {problem.code}"
+                assert problem.code in api.ERRORS, f"{path.name}: {problem.code}"
 
 
 def test_every_plan_rule_name_has_an_invalid_plan() -> None:

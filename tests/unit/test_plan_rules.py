@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.errors import PlanError
 from orchestrator.plan import parse_plan
 
@@ -370,12 +370,12 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     (
         "verify 24 KB",
-        _wave(verify={"content": "a" * (codes.CONTENT_MAX_BYTES // 4 * 3)}),
+        _wave(verify={"content": "a" * (api.CONTENT_MAX_BYTES // 4 * 3)}),
         [],
     ),
     (
         "verify over 24 KB",
-        _wave(verify={"content": "a" * (codes.CONTENT_MAX_BYTES // 4 * 3 + 1)}),
+        _wave(verify={"content": "a" * (api.CONTENT_MAX_BYTES // 4 * 3 + 1)}),
         ["CmdContent.ExceedLimit"],
     ),
     ("verify builtin", _wave(verify={"content": "{{ACS::InstanceId}}"}), ["verify-parameters"]),

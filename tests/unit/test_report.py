@@ -18,10 +18,10 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from markdown_it import MarkdownIt
 
+from orchestrator.api import InstanceStatus
 from orchestrator.cli._execute import exit_code
 from orchestrator.clock import ClockInfo, ScaledClock, SystemClock, clock_info
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.plan import Amount, Command, Plan, Targets, Verify, Wave
 from orchestrator.report import (
     REPORT_SCHEMA_VERSION,

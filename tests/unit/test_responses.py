@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.ecs._fields import parse_time
 from orchestrator.ecs._http import error_from_response
 from orchestrator.ecs._responses import (
@@ -93,7 +93,7 @@ def test_decode_instances_page() -> None:
     assert page.next_token == "page-2"
     (instance,) = page.items
     assert instance.instance_id == "i-1"
-    assert instance.status is codes.InstanceStatus.RUNNING
+    assert instance.status is api.InstanceStatus.RUNNING
     assert instance.creation_time == datetime(2017, 12, 10, 4, 4, tzinfo=UTC)
     assert instance.tags == {"app": "web"}
     assert instance.private_ips == ("172.17.0.1",)
@@ -192,15 +192,15 @@ def test_decode_invocations_page() -> None:
     page = decode_invocations_page(INVOCATIONS)
     assert page.next_token == ""
     (invocation,) = page.items
-    assert invocation.status is codes.InvocationStatus.FAILED
+    assert invocation.status is api.InvocationStatus.FAILED
     assert invocation.timeout == 60
     done, running = invocation.instances
-    assert done.status is codes.InstanceInvocationStatus.FAILED
+    assert done.status is api.InstanceInvocationStatus.FAILED
     assert done.exit_code == 1
     assert done.output == "15:30:01\n"
     assert done.finish_time == datetime(2020, 5, 11, 9, 1, 41, tzinfo=UTC)
     assert done.stop_time is None
-    assert running.status is codes.InstanceInvocationStatus.RUNNING
+    assert running.status is api.InstanceInvocationStatus.RUNNING
     assert running.exit_code is None
     assert running.output == ""
 
@@ -247,8 +247,8 @@ def test_decode_invocation_results_page_reads_paging_inside_invocation() -> None
     page = decode_invocation_results_page(body)
     assert page.next_token == "more"
     (result,) = page.items
-    assert result.status is codes.InstanceInvocationStatus.SUCCESS
-    assert result.record_status is codes.InvokeRecordStatus.FINISHED
+    assert result.status is api.InstanceInvocationStatus.SUCCESS
+    assert result.record_status is api.InvokeRecordStatus.FINISHED
     assert result.output == "héllo"
     assert result.dropped == 3
     assert result.finish_time == datetime(2020, 5, 11, 9, 1, 41, tzinfo=UTC)
@@ -301,7 +301,7 @@ def test_decode_account_attributes_and_quotas() -> None:
     ],
 )
 def test_error_body_becomes_the_right_class(code: str, status: int, cls: type[ApiError]) -> None:
-    """The error class follows codes.kind_of; code, message, request id, status, action kept."""
+    """The error class follows api.kind_of; code, message, request id, status, action kept."""
     body = json.dumps({"RequestId": "r-9", "Code": code, "Message": "m"}).encode()
     error = error_from_response(status, "Whatever", body, action="RunCommand")
     assert type(error) is cls

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.ecs import Invocation, InvocationInstance, codes
+from orchestrator import api
+from orchestrator.ecs import Invocation, InvocationInstance
 from orchestrator.errors import ConcurrentRun
 from orchestrator.plan import _rules, parse_plan
 from orchestrator.rollout import (
@@ -19,14 +20,14 @@ from orchestrator.rollout import (
     plan_tag_value,
 )
 
-S = codes.InstanceInvocationStatus
+S = api.InstanceInvocationStatus
 ME = PlanIdentity("web-deploy", "a" * 64)
 TARGETS = ("i-1", "i-2", "i-3", "i-4")
 
 
 def invocation(
     run: str | None,
-    *states: tuple[str, codes.InstanceInvocationStatus],
+    *states: tuple[str, api.InstanceInvocationStatus],
     plan: str = "web-deploy",
     sha: str = "a" * 64,
 ) -> Invocation:
@@ -36,7 +37,7 @@ def invocation(
     return Invocation(
         invoke_id=f"t-{run}-{len(states)}",
         command_id="c-1",
-        status=codes.InvocationStatus.RUNNING,
+        status=api.InvocationStatus.RUNNING,
         instances=tuple(InvocationInstance(i, status) for i, status in states),
         tags=tags,
     )
@@ -54,7 +55,7 @@ def test_another_runs_live_instances_on_our_targets_conflict():
 
 
 @pytest.mark.parametrize("status", [S.PENDING, S.RUNNING, S.STOPPING, S.SCHEDULED])
-def test_every_state_that_is_not_final_is_live(status: codes.InstanceInvocationStatus):
+def test_every_state_that_is_not_final_is_live(status: api.InstanceInvocationStatus):
     assert conflicts(invocation("r-other", ("i-1", status)))
 
 
@@ -62,7 +63,7 @@ def test_every_state_that_is_not_final_is_live(status: codes.InstanceInvocationS
     "status",
     [S.SUCCESS, S.FAILED, S.INVALID, S.ABORTED, S.ERROR, S.TIMEOUT, S.CANCELLED, S.TERMINATED],
 )
-def test_a_final_state_is_not_live(status: codes.InstanceInvocationStatus):
+def test_a_final_state_is_not_live(status: api.InstanceInvocationStatus):
     assert conflicts(invocation("r-other", ("i-1", status))) == ()
 
 
@@ -126,14 +127,14 @@ def test_the_refusal_names_the_run_the_overlap_and_the_edit():
 
 def test_a_plan_name_the_api_takes_as_a_tag_value_is_kept():
     assert plan_tag_value("web-deploy") == "web-deploy"
-    assert plan_tag_value("x" * codes.TAG_VALUE_MAX) == "x" * codes.TAG_VALUE_MAX
+    assert plan_tag_value("x" * api.TAG_VALUE_MAX) == "x" * api.TAG_VALUE_MAX
 
 
-@pytest.mark.parametrize("name", ["x" * (codes.TAG_VALUE_MAX + 1), "see https://x"])
+@pytest.mark.parametrize("name", ["x" * (api.TAG_VALUE_MAX + 1), "see https://x"])
 def test_a_plan_name_the_api_would_refuse_becomes_its_digest(name: str):
     value = plan_tag_value(name)
     assert value.startswith("sha256:")
-    assert len(value) <= codes.TAG_VALUE_MAX
+    assert len(value) <= api.TAG_VALUE_MAX
     assert value == plan_tag_value(name)  # the same on every machine, every attempt
 
 
@@ -149,9 +150,9 @@ def test_every_runcommand_carries_the_plan_identity_next_to_the_run_tag():
         PLAN_DIGEST_TAG_KEY: "a" * 64,
         RUN_TAG_KEY: "r-1",
     }
-    assert len(request.tags) <= codes.TAGS_MAX
+    assert len(request.tags) <= api.TAGS_MAX
 
 
 def test_the_plan_checker_reserves_exactly_the_tags_orchestrator_adds():
     assert set(_rules.RESERVED_TAGS) == {RUN_TAG_KEY, PLAN_TAG_KEY, PLAN_DIGEST_TAG_KEY}
-    assert _rules.USER_TAGS_MAX + len(ME.tags()) + 1 == codes.TAGS_MAX
+    assert _rules.USER_TAGS_MAX + len(ME.tags()) + 1 == api.TAGS_MAX

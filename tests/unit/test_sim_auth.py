@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from alibabacloud_tea_openapi.utils import Utils as TeaUtils
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._auth import Authenticator, KeyStore
 from orchestrator.sim._protocol import SimApiError
 from orchestrator.sim._spec import KeySpec
@@ -214,7 +214,7 @@ def test_missing_v1_parts_are_refused(drop: str, code: str) -> None:
     """A V1 request without one of its signing parameters is refused with that part's code."""
     authenticator, _ = _auth()
     error = _refused(authenticator, _v1({}, drop=(drop,)))
-    assert (error.code, error.http_status) == (code, codes.ERRORS[code].http_status)
+    assert (error.code, error.http_status) == (code, api.ERRORS[code].http_status)
 
 
 def test_unsupported_signature_method_is_refused() -> None:

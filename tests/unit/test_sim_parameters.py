@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._parameters import custom_names, parse_values, render
 from orchestrator.sim._protocol import SimApiError
 
@@ -24,7 +24,7 @@ class TestCustomNames:
 
     def test_builtins_in_any_case_are_not_custom(self) -> None:
         """The six ACS:: built-ins are allowed and not listed."""
-        content = " ".join(f"{{{{{name}}}}}" for name in codes.BUILTIN_PARAMETERS)
+        content = " ".join(f"{{{{{name}}}}}" for name in api.BUILTIN_PARAMETERS)
         assert custom_names(content + " {{acs::instanceid}} {{x}}") == ("x",)
 
     def test_parameter_store_references_are_not_custom(self) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.ecs import codes
+from orchestrator import api
 from orchestrator.sim._protocol import SimApiError
 from orchestrator.sim._runcommand import parse_run_command
 
@@ -198,15 +198,15 @@ def refuse(params: dict[str, str], **kwargs: int) -> SimApiError:
 
 class TestRefusals:
     def test_table_covers_every_stateless_code(self) -> None:
-        """The table below reaches every code the validator owns, and only known codes."""
+        """The table below reaches every code the validator owns, and only known api."""
         assert {code for code, _ in REFUSALS} == STATELESS_CODES
-        assert set(codes.ERRORS) >= STATELESS_CODES
+        assert set(api.ERRORS) >= STATELESS_CODES
 
     @pytest.mark.parametrize(("code", "params"), REFUSALS)
     def test_code_status_and_message(self, code: str, params: Params) -> None:
         """The one broken rule answers with its code, HTTP status and text."""
         error = refuse(params)
-        spec = codes.ERRORS[code]
+        spec = api.ERRORS[code]
         assert error.code == code
         assert error.http_status == spec.http_status
         if code not in {"MissingParameter", "InvalidParameter"}:

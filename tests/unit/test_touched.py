@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from orchestrator.api import InstanceStatus
 from orchestrator.ecs import Instance
-from orchestrator.ecs.codes import InstanceStatus
 from orchestrator.journal import TOUCHED, JournalRecord, RunHeader, touched_instances
 from orchestrator.rollout import InstanceResult, Outcome
 
