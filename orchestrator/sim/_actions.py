@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from orchestrator import api
 from orchestrator.sim._agent import SESSION_MANAGER_MIN_VERSION, version_tuple
+from orchestrator.sim._index import InstanceQuery
 from orchestrator.sim._invocations import (
     Invocation,
     Record,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from orchestrator.clock import Clock
     from orchestrator.sim._fleet import FleetSpec, InstanceSpec
+    from orchestrator.sim._index import FleetIndex
 
 
 class Account(Protocol):
@@ -56,6 +57,8 @@ class Account(Protocol):
     def fleet(self) -> FleetSpec: ...
     @property
     def instances(self) -> Mapping[str, InstanceSpec]: ...
+    @property
+    def instance_index(self) -> FleetIndex: ...
     @property
     def invocations(self) -> Mapping[str, Invocation]: ...
     def invocations_of(self, instance_id: str) -> list[Invocation]: ...
@@ -78,29 +81,25 @@ _DOCUMENTED_ATTRIBUTES: Final = frozenset(
 async def describe_instances(sim: Account, call: Call) -> dict[str, Any]:
     params = call.params
     sim.check_region(params)
-    items: Iterable[InstanceSpec] = sim.instances.values()
-    if "InstanceIds" in params:
-        wanted = set(_instance_ids_json(params["InstanceIds"]))
-        items = [inst for inst in items if inst.instance_id in wanted]
+    ids = _instance_ids_json(params["InstanceIds"]) if "InstanceIds" in params else None
     status = params.get("Status")
     if status and status not in api.INSTANCE_STATUSES:
         raise SimApiError("InvalidStatus.NotFound")
-    name = params.get("InstanceName")
-    name_re = re.compile("^" + ".*".join(map(re.escape, name.split("*"))) + "$") if name else None
-    wanted_tags = tag_filters(params)
-    found = [
-        inst
-        for inst in items
-        if (not status or inst.status == status)
-        and (not params.get("ZoneId") or inst.zone == params["ZoneId"])
-        and (not params.get("InstanceType") or inst.instance_type == params["InstanceType"])
-        and (name_re is None or name_re.match(inst.name))
-        and tags_match(inst.tags, wanted_tags)
-    ]
+    query = InstanceQuery(
+        instance_ids=tuple(ids) if ids is not None else None,
+        status=status or "",
+        zone=params.get("ZoneId", ""),
+        instance_type=params.get("InstanceType", ""),
+        name=params.get("InstanceName", ""),
+        tags=tuple(sorted(tag_filters(params), key=lambda pair: (pair[0], pair[1] or ""))),
+    )
     page = page_of(params, maximum=api.DESCRIBE_INSTANCES_MAX_RESULTS, clamp=True)
+    # The index keeps the query's result, so each page is a slice, not a scan.
+    found = sim.instance_index.find(query)
+    shown = found[page.offset : page.offset + page.size]
     return {
         **page.fields(len(found)),
-        "Instances": {"Instance": [_instance(sim, inst) for inst in page.slice(found)]},
+        "Instances": {"Instance": [_instance(sim, inst) for inst in shown]},
     }
 
 

@@ -26,6 +26,7 @@ from orchestrator.sim._agent import (
     version_tuple,
 )
 from orchestrator.sim._history import InvocationStore
+from orchestrator.sim._index import FleetIndex
 from orchestrator.sim._invocations import Invocation, Record, RecordKind
 from orchestrator.sim._parameters import check_store, render
 from orchestrator.sim._params import repeated
@@ -66,6 +67,7 @@ class Simulation:
         self.fleet = fleet
         self.clock = clock
         self._instances = {inst.instance_id: inst for inst in fleet.instances}
+        self._index = FleetIndex(fleet.instances)  # the fleet never changes (_index.py)
         self._keys: dict[str, KeySpec] = {key.access_key_id: key for key in fleet.keys}
         self._store = InvocationStore(fleet.history)
         self._invocations = self._store.by_id
@@ -115,6 +117,11 @@ class Simulation:
     @property
     def instances(self) -> Mapping[str, InstanceSpec]:
         return MappingProxyType(self._instances)
+
+    @property
+    def instance_index(self) -> FleetIndex:
+        """The fleet indexed for DescribeInstances queries."""
+        return self._index
 
     @property
     def invocations(self) -> Mapping[str, Invocation]:
