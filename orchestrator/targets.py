@@ -7,20 +7,35 @@ that does not fit the OS, Cloud Assistant agent missing or offline — and repor
 silently dropped. The API reaches instances only through `EcsClient`. These calls are
 read-only and a run cannot start without them, so they wait out a burst of throttling
 (`PATIENT_READS`) rather than end the run before it began.
+
+The step is bound by the Describe rate: (listing pages + status calls) / Describe QPS.
+So the calls overlap (`gather`): the explicit-ID chunks are listed at once, and a status
+call for each 100 fit instances starts while the listing goes on, all under the
+client's rate limiter. What is asked is decided per instance as it is listed; the
+`Resolution` is then worked out exactly as if the calls had run one after another.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+import anyio
 
 from orchestrator import api
-from orchestrator.ecs import PATIENT_READS
+from orchestrator.ecs import PATIENT_READS, single_error
 
 if TYPE_CHECKING:
-    from orchestrator.ecs import EcsClient, Instance
+    from collections.abc import AsyncIterator, Callable, Mapping
+
+    from anyio.abc import TaskGroup
+
+    from orchestrator.ecs import CloudAssistantStatus, EcsClient, Instance
     from orchestrator.plan import Targets
+
+# Explicit-ID listings (100 IDs each) in the air at once; the rate limiter paces them.
+LISTINGS_AT_ONCE: Final = 8
 
 
 class SkipReason(enum.StrEnum):
@@ -71,7 +86,8 @@ def os_fits(command_type: str, os_type: str) -> bool:
 
 async def resolve(targets: Targets, command_type: str, client: EcsClient) -> Resolution:
     """Expand `targets` and sort out what can run a `command_type` script."""
-    found = await _expand(targets, client)
+    gathered = await gather(targets, command_type, client)
+    found = gathered.found
     skipped = [
         Skipped(i, SkipReason.NOT_FOUND, "DescribeInstances does not know this instance")
         for i in dict.fromkeys(targets.instances)
@@ -93,23 +109,123 @@ async def resolve(targets: Targets, command_type: str, client: EcsClient) -> Res
             eligible.append(instance)
         else:
             skipped.append(Skipped(instance.instance_id, *problem, instance.zone_id))
-    runnable = await _with_agent_online(eligible, client, skipped)
+    statuses = dict(gathered.statuses)
+    # Only when an instance changed between two listings of it (unfit in the one seen
+    # first, fit in the one kept) was its status not asked on the way.
+    late = [i.instance_id for i in eligible if i.instance_id not in gathered.asked]
+    if late:
+        for status in await client.describe_cloud_assistant_status(late, retry=PATIENT_READS):
+            statuses[status.instance_id] = status
+    runnable = _with_agent_online(eligible, statuses, skipped)
     return Resolution(tuple(runnable), tuple(skipped), tuple(excluded))
 
 
-async def _expand(targets: Targets, client: EcsClient) -> dict[str, Instance]:
-    """Every instance the selectors match: tag matches, then explicit IDs."""
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """What the listings found and the agent statuses asked on the way.
+
+    `found`: every instance the selectors matched, by ID, a tag match kept over an
+    explicit one of the same ID (the same pick the listings made one after another).
+    `asked`: the IDs whose status was asked; `statuses`: the answers.
+    """
+
+    found: Mapping[str, Instance]
+    statuses: Mapping[str, CloudAssistantStatus]
+    asked: frozenset[str]
+
+
+async def gather(targets: Targets, command_type: str, client: EcsClient) -> Gathered:
+    """List what `targets` select and ask the agent status of what can run the command,
+    each status call started as soon as a chunk of fit instances has been listed.
+
+    The tag listing pages with NextToken, one page after another: PageNumber pages could
+    be fetched at once, but offset paging over a fleet that changes between pages skips
+    or repeats instances, and the listing is bound by the Describe rate anyway (the
+    status calls and the explicit-ID chunks fill the limiter while a page is in the air).
+    """
+    ids = list(dict.fromkeys(targets.instances))
+    id_chunks = [
+        ids[start : start + api.DESCRIBE_INSTANCES_MAX_IDS]
+        for start in range(0, len(ids), api.DESCRIBE_INSTANCES_MAX_IDS)
+    ]
+    tagged: list[Instance] = []
+    explicit: list[list[Instance]] = [[] for _ in id_chunks]
+    try:
+        async with anyio.create_task_group() as group:
+            asker = _StatusAsker(group, client, lambda i: _fits(i, targets, command_type))
+            async with anyio.create_task_group() as listings:
+                slots = anyio.CapacityLimiter(LISTINGS_AT_ONCE)
+                if targets.tags:
+                    # Zones are narrowed by the caller, not in the query, so every
+                    # instance the selectors matched is accounted for.
+                    listing = client.describe_instances(tags=targets.tags, retry=PATIENT_READS)
+                    listings.start_soon(_take, listing, tagged, asker, slots)
+                for chunk, into in zip(id_chunks, explicit, strict=True):
+                    listing = client.describe_instances(instance_ids=chunk, retry=PATIENT_READS)
+                    listings.start_soon(_take, listing, into, asker, slots)
+            asker.flush()
+    except BaseExceptionGroup as errors:
+        raise single_error(errors) from errors
     found: dict[str, Instance] = {}
-    if targets.tags:
-        # Zones are narrowed by the caller, not in the query, so every instance the
-        # selectors matched is accounted for: run, skipped, or excluded.
-        async for instance in client.describe_instances(tags=targets.tags, retry=PATIENT_READS):
-            found[instance.instance_id] = instance
-    if targets.instances:
-        explicit = client.describe_instances(instance_ids=targets.instances, retry=PATIENT_READS)
-        async for instance in explicit:
+    for instance in tagged:
+        found[instance.instance_id] = instance
+    for chunk_found in explicit:
+        for instance in chunk_found:
             found.setdefault(instance.instance_id, instance)
-    return found
+    return Gathered(found, asker.statuses, frozenset(asker.asked))
+
+
+async def _take(
+    listing: AsyncIterator[Instance],
+    into: list[Instance],
+    asker: _StatusAsker,
+    slots: anyio.CapacityLimiter,
+) -> None:
+    async with slots:
+        async for instance in listing:
+            into.append(instance)
+            asker.offer(instance)
+
+
+class _StatusAsker:
+    """Collects the IDs of fit instances as they are listed and starts one status call
+    (in `group`) for every full chunk; `flush` asks for the rest. An ID is asked once."""
+
+    def __init__(
+        self, group: TaskGroup, client: EcsClient, fits: Callable[[Instance], bool]
+    ) -> None:
+        self._group = group
+        self._client = client
+        self._fits = fits
+        self._pending: list[str] = []
+        self.asked: set[str] = set()
+        self.statuses: dict[str, CloudAssistantStatus] = {}
+
+    def offer(self, instance: Instance) -> None:
+        if instance.instance_id in self.asked or not self._fits(instance):
+            return
+        self.asked.add(instance.instance_id)
+        self._pending.append(instance.instance_id)
+        if len(self._pending) >= self._client.assistant_status_ids:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._group.start_soon(self._ask, self._pending)
+            self._pending = []
+
+    async def _ask(self, ids: list[str]) -> None:
+        for status in await self._client.describe_cloud_assistant_status(ids, retry=PATIENT_READS):
+            self.statuses[status.instance_id] = status
+
+
+def _fits(instance: Instance, targets: Targets, command_type: str) -> bool:
+    """Whether `instance`, as listed, would be asked its agent status by `resolve`."""
+    if instance.instance_id in targets.exclude:
+        return False
+    if targets.zones and instance.zone_id not in targets.zones:
+        return False
+    return _unfit(instance, command_type) is None
 
 
 def _unfit(instance: Instance, command_type: str) -> tuple[SkipReason, str] | None:
@@ -124,16 +240,10 @@ def _unfit(instance: Instance, command_type: str) -> tuple[SkipReason, str] | No
     return None
 
 
-async def _with_agent_online(
-    instances: list[Instance], client: EcsClient, skipped: list[Skipped]
+def _with_agent_online(
+    instances: list[Instance], statuses: Mapping[str, CloudAssistantStatus], skipped: list[Skipped]
 ) -> list[Instance]:
     """The instances whose Cloud Assistant agent is online; the rest go to `skipped`."""
-    statuses = {
-        s.instance_id: s
-        for s in await client.describe_cloud_assistant_status(
-            [i.instance_id for i in instances], retry=PATIENT_READS
-        )
-    }
     runnable: list[Instance] = []
     for instance in instances:
         status = statuses.get(instance.instance_id)

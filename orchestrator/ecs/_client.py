@@ -8,11 +8,13 @@ StopInvocation always go through the retry policy, RunCommand only when it carri
 ClientToken; DescribeInstances, DescribeCloudAssistantStatus and DescribeAccountAttributes
 take another policy for one call when the caller asks (`retry=`: the targets step and the
 quota check are patient with throttling). Paged calls are async iterators that follow
-NextToken to the end and split ID lists into the largest chunks every endpoint accepts.
+NextToken to the end and split ID lists into the largest chunks the API accepts;
+DescribeCloudAssistantStatus asks its chunks concurrently, under the rate limiter.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 from orchestrator import api
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs._attempt import Attempts
+from orchestrator.ecs._concurrently import gather_in_order
 from orchestrator.ecs._credentials import Credentials
 from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
 from orchestrator.ecs._providers import CredentialsProvider, StaticProvider
@@ -65,9 +68,13 @@ T = TypeVar("T")
 
 DEFAULT_RETRY: Final = RetryPolicy()
 _SYSTEM_CLOCK: Final = SystemClock()
-# DescribeCloudAssistantStatus: 50 IDs per call, the older documented limit (DOC21);
-# newer endpoints take 100 (api.ASSISTANT_STATUS_MAX_IDS), every endpoint takes 50.
-ASSISTANT_STATUS_CHUNK: Final = 50
+# DescribeCloudAssistantStatus takes 100 InstanceId.N (api.ASSISTANT_STATUS_MAX_IDS, DOC
+# 2024-12); the older documented limit was 50 (DOC21), which every endpoint takes, so an
+# older endpoint is served with `EcsClient(assistant_status_ids=50)`.
+ASSISTANT_STATUS_OLDER_MAX_IDS: Final = 50
+# Status calls in the air at once. The rate limiter paces them; this only lets their round
+# trips overlap (the targets step is bound by the Describe rate, not by the latency).
+STATUS_CALLS_AT_ONCE: Final = 8
 
 # Every action this client can call, and so every permission a run needs: the RAM policy
 # of docs/ram-policy.json grants exactly these (a test compares), so a new call cannot
@@ -121,6 +128,8 @@ class EcsClient:
     included) and told which attempts were throttled and which were answered.
     `credentials` are fixed keys or a provider (`_providers.py`) asked before every
     attempt, which renews temporary credentials ahead of their expiry.
+    `assistant_status_ids`: InstanceId.N per DescribeCloudAssistantStatus (50 for an
+    endpoint that still has the older limit).
     """
 
     def __init__(
@@ -140,7 +149,13 @@ class EcsClient:
         on_retry: RetryHook | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
         rate_limiter: RateLimiter | None = None,
+        assistant_status_ids: int = api.ASSISTANT_STATUS_MAX_IDS,
     ) -> None:
+        if not 1 <= assistant_status_ids <= api.ASSISTANT_STATUS_MAX_IDS:
+            raise ValueError(
+                "assistant_status_ids must be between 1 and "
+                f"{api.ASSISTANT_STATUS_MAX_IDS}, not {assistant_status_ids}"
+            )
         if signature_version not in {"v1", "v3"}:
             raise ValueError(f"signature_version must be 'v1' or 'v3', not {signature_version!r}")
         if not region_id:
@@ -159,6 +174,7 @@ class EcsClient:
         self._rng = rng if rng is not None else random.Random()  # noqa: S311
         self._on_retry = on_retry
         self._rate_limiter = rate_limiter
+        self._assistant_status_ids = assistant_status_ids
         self._attempts = Attempts(
             self._http,
             provider,
@@ -172,6 +188,11 @@ class EcsClient:
     def endpoint(self) -> str:
         """`scheme://host[:port]` of the endpoint."""
         return self._http.endpoint
+
+    @property
+    def assistant_status_ids(self) -> int:
+        """InstanceId.N per DescribeCloudAssistantStatus call (100, or 50 for an older endpoint)."""
+        return self._assistant_status_ids
 
     @property
     def rate_limiter(self) -> RateLimiter | None:
@@ -248,25 +269,31 @@ class EcsClient:
     async def describe_cloud_assistant_status(
         self, instance_ids: Sequence[str], *, retry: RetryPolicy | None = None
     ) -> list[CloudAssistantStatus]:
-        """The agent status of each instance, 50 IDs per call; [] without a call for no IDs."""
-        statuses: list[CloudAssistantStatus] = []
-        for chunk in _chunks(instance_ids, ASSISTANT_STATUS_CHUNK):
+        """The agent status of each instance; [] without a call for no IDs.
 
-            def params(token: str | None, ids: Sequence[str] = chunk) -> dict[str, str]:
-                return encode_describe_cloud_assistant_status(ids, next_token=token)
+        `assistant_status_ids` IDs per call, the calls concurrent (each attempt still
+        waits for the rate limiter), the statuses in the order of the chunks.
+        """
+        jobs = [
+            functools.partial(self._statuses_of, chunk, retry)
+            for chunk in _chunks(instance_ids, self._assistant_status_ids)
+        ]
+        answers = await gather_in_order(jobs, at_once=STATUS_CALLS_AT_ONCE)
+        return [status for answer in answers for status in answer]
 
-            statuses.extend(
-                [
-                    status
-                    async for status in self._pages(
-                        "DescribeCloudAssistantStatus",
-                        params,
-                        decode_cloud_assistant_status_page,
-                        policy=retry,
-                    )
-                ]
-            )
-        return statuses
+    async def _statuses_of(
+        self, ids: Sequence[str], retry: RetryPolicy | None
+    ) -> list[CloudAssistantStatus]:
+        def params(token: str | None) -> dict[str, str]:
+            return encode_describe_cloud_assistant_status(ids, next_token=token)
+
+        pages = self._pages(
+            "DescribeCloudAssistantStatus",
+            params,
+            decode_cloud_assistant_status_page,
+            policy=retry,
+        )
+        return [status async for status in pages]
 
     async def describe_invocations(
         self,

@@ -269,13 +269,13 @@ async def test_describe_instances_chunks_ids_and_follows_next_token() -> None:
     assert all(q["Tag.1.Key"] == "app" and q["RegionId"] == "cn-hangzhou" for q in recorder.queries)
 
 
-@pytest.mark.anyio
-async def test_cloud_assistant_status_is_chunked_by_50() -> None:
-    """120 IDs are asked in calls of 50, 50 and 20 InstanceId.N."""
+async def _status_chunks(ids: list[str], status_ids: int = 100) -> list[int]:
+    """InstanceId.N of each DescribeCloudAssistantStatus call made for `ids`, largest first
+    (the calls run concurrently, so they may arrive in any order)."""
 
     async def answer(request: web.Request, query: dict[str, str]) -> web.StreamResponse:
-        ids = [v for k, v in query.items() if k.startswith("InstanceId.")]
-        items = [{"InstanceId": i, "CloudAssistantStatus": "true"} for i in ids]
+        asked = [v for k, v in query.items() if k.startswith("InstanceId.")]
+        items = [{"InstanceId": i, "CloudAssistantStatus": "true"} for i in asked]
         return web.json_response(
             {
                 "RequestId": "r",
@@ -285,14 +285,51 @@ async def test_cloud_assistant_status_is_chunked_by_50() -> None:
 
     recorder = Recorder(answer)
     runner, url = await _start(recorder)
-    ids = [f"i-{n}" for n in range(120)]
     try:
         async with aiohttp.ClientSession() as session:
-            statuses = await _client(session, url).describe_cloud_assistant_status(ids)
+            client = EcsClient(
+                url,
+                session,
+                Credentials.of("testid", "testsecret"),
+                region_id="cn-hangzhou",
+                retry=RetryPolicy.none(),
+                assistant_status_ids=status_ids,
+            )
+            statuses = await client.describe_cloud_assistant_status(ids)
     finally:
         await runner.cleanup()
-    assert [s.instance_id for s in statuses] == ids
-    assert [sum(k.startswith("InstanceId.") for k in q) for q in recorder.queries] == [50, 50, 20]
+    assert [s.instance_id for s in statuses] == ids  # in the order asked, whatever the calls'
+    return sorted(
+        (sum(k.startswith("InstanceId.") for k in q) for q in recorder.queries), reverse=True
+    )
+
+
+@pytest.mark.anyio
+async def test_cloud_assistant_status_is_chunked_by_100() -> None:
+    """250 IDs are asked in calls of 100, 100 and 50 InstanceId.N (DOC 2024-12)."""
+    assert await _status_chunks([f"i-{n}" for n in range(250)]) == [100, 100, 50]
+
+
+@pytest.mark.anyio
+async def test_cloud_assistant_status_takes_50_for_an_older_endpoint() -> None:
+    """With assistant_status_ids=50 (DOC21's limit), 120 IDs go as 50, 50 and 20."""
+    ids = [f"i-{n}" for n in range(120)]
+    assert await _status_chunks(ids, status_ids=50) == [50, 50, 20]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("wrong", [0, 101])
+async def test_assistant_status_ids_outside_1_to_100_is_refused(wrong: int) -> None:
+    """The API takes at most 100 InstanceId.N: another setting is a mistake, said at once."""
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError, match="assistant_status_ids must be between 1 and 100"):
+            EcsClient(
+                "http://127.0.0.1:1",
+                session,
+                Credentials.of("testid", "testsecret"),
+                region_id="cn-hangzhou",
+                assistant_status_ids=wrong,
+            )
 
 
 @pytest.mark.anyio
