@@ -138,10 +138,15 @@ async def gather(targets: Targets, command_type: str, client: EcsClient) -> Gath
     """List what `targets` select and ask the agent status of what can run the command,
     each status call started as soon as a chunk of fit instances has been listed.
 
-    The tag listing pages with NextToken, one page after another: PageNumber pages could
-    be fetched at once, but offset paging over a fleet that changes between pages skips
-    or repeats instances, and the listing is bound by the Describe rate anyway (the
-    status calls and the explicit-ID chunks fill the limiter while a page is in the air).
+    The tag listing pages with NextToken, one page after another. PageNumber pages could
+    be fetched at once (page 1 gives TotalCount), but offset paging over a fleet that
+    changes between pages can skip a live instance, and no cheap check tells: one
+    instance gone from a page already read and one added at the end shift an instance
+    onto the read page, while every TotalCount and the count of distinct IDs still
+    agree. A skipped instance would be silently dropped, so the listing stays a chain;
+    the status calls (one per page) fill the limiter while a page is in the air, which
+    keeps the step near its bound whenever a page's round trip is under two Describe
+    intervals (40 ms at 50/s).
     """
     ids = list(dict.fromkeys(targets.instances))
     id_chunks = [
