@@ -21,6 +21,8 @@ from aiohttp import web
 from orchestrator.ecs import Credentials, EcsClient, RateLimiter
 from orchestrator.plan._model import Targets
 from orchestrator.sim import load_fleet, serve
+from orchestrator.sim._protocol import Call, SimApiError
+from orchestrator.sim._simulation import Simulation
 from orchestrator.targets import (
     Resolution,
     Skipped,
@@ -309,3 +311,25 @@ async def test_the_resolution_is_the_sequential_one(name, command_type):
         expected = await sequential_resolve(targets, command_type, client)
         assert await resolve(targets, command_type, client) == expected
     assert expected.selected > 0 or name == "no-match"
+
+
+# --- the simulator's side of the 100-ID limit ---------------------------------------
+
+
+async def test_the_simulator_takes_100_status_ids_and_refuses_101():
+    """DescribeCloudAssistantStatus: ≤ 100 InstanceId.N (DOC 2024-12); 101 → ExceedLimit."""
+    fleet = fleet_of(101)
+    ids = [i.instance_id for i in fleet.instances]
+    async with Simulation(fleet, ManualClock()) as sim:
+        ask = sim.handlers["DescribeCloudAssistantStatus"]
+
+        def call(chosen: list[str]) -> Call:
+            params = {f"InstanceId.{n}": i for n, i in enumerate(chosen, start=1)}
+            return Call("DescribeCloudAssistantStatus", params, "key")
+
+        answer = await ask(call(ids[:100]))
+        listed = answer["InstanceCloudAssistantStatusSet"]["InstanceCloudAssistantStatus"]
+        assert [s["InstanceId"] for s in listed] == ids[:100]
+        with pytest.raises(SimApiError) as refused:
+            await ask(call(ids))
+        assert refused.value.code == "InstanceIds.ExceedLimit"
