@@ -28,6 +28,7 @@ from orchestrator.ecs import PATIENT_READS, single_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import Set as AbstractSet
 
     from anyio.abc import TaskGroup
 
@@ -88,18 +89,16 @@ async def resolve(targets: Targets, command_type: str, client: EcsClient) -> Res
     """Expand `targets` and sort out what can run a `command_type` script."""
     gathered = await gather(targets, command_type, client)
     found = gathered.found
+    exclude, zones = frozenset(targets.exclude), frozenset(targets.zones)
     skipped = [
         Skipped(i, SkipReason.NOT_FOUND, "DescribeInstances does not know this instance")
         for i in dict.fromkeys(targets.instances)
-        if i not in found and i not in targets.exclude
+        if i not in found and i not in exclude
     ]
-    excluded = sorted(
-        i.instance_id
-        for i in found.values()
-        if i.instance_id in targets.exclude or (targets.zones and i.zone_id not in targets.zones)
-    )
+    excluded = sorted(i.instance_id for i in found.values() if _left_out(i, exclude, zones))
+    kept_out = set(excluded)
     candidates = sorted(
-        (i for i in found.values() if i.instance_id not in excluded),
+        (i for i in found.values() if i.instance_id not in kept_out),
         key=lambda i: (i.zone_id, i.instance_id),
     )
     eligible: list[Instance] = []
@@ -155,9 +154,15 @@ async def gather(targets: Targets, command_type: str, client: EcsClient) -> Gath
     ]
     tagged: list[Instance] = []
     explicit: list[list[Instance]] = [[] for _ in id_chunks]
+    exclude, zones = frozenset(targets.exclude), frozenset(targets.zones)
+
+    def fits(instance: Instance) -> bool:
+        """Whether `resolve` would ask this instance's agent status, as listed."""
+        return not _left_out(instance, exclude, zones) and _unfit(instance, command_type) is None
+
     try:
         async with anyio.create_task_group() as group:
-            asker = _StatusAsker(group, client, lambda i: _fits(i, targets, command_type))
+            asker = _StatusAsker(group, client, fits)
             async with anyio.create_task_group() as listings:
                 slots = anyio.CapacityLimiter(LISTINGS_AT_ONCE)
                 if targets.tags:
@@ -224,13 +229,9 @@ class _StatusAsker:
             self.statuses[status.instance_id] = status
 
 
-def _fits(instance: Instance, targets: Targets, command_type: str) -> bool:
-    """Whether `instance`, as listed, would be asked its agent status by `resolve`."""
-    if instance.instance_id in targets.exclude:
-        return False
-    if targets.zones and instance.zone_id not in targets.zones:
-        return False
-    return _unfit(instance, command_type) is None
+def _left_out(instance: Instance, exclude: AbstractSet[str], zones: AbstractSet[str]) -> bool:
+    """Removed by the plan's `exclude` or `zones` (sets: checked for every instance)."""
+    return instance.instance_id in exclude or bool(zones and instance.zone_id not in zones)
 
 
 def _unfit(instance: Instance, command_type: str) -> tuple[SkipReason, str] | None:
