@@ -7,7 +7,7 @@ instances per call, and paging stops as soon as every invocation still awaited w
 listed record only the identity and status are decoded, the rest only when the status is
 new to us (`RecordNeeded`): settled records listed again cost nothing. When all the
 instances of an invocation are done, its DescribeInvocationResults pages are read once,
-for the output, in the same round, several invocations' at once. When the next poll comes
+for the output, beside the polls, several at once (`_result_reads.py`). When the next poll comes
 is `_cadence.py`'s: soon after a change, later the longer the batches are quiet, every
 half second while a finished dispatch's last batches settle, on the injected Clock; a new
 batch cuts a long wait short. `track()` returns as soon as dispatch is done and nothing
@@ -46,6 +46,7 @@ from orchestrator.errors import ApiError, OrchestratorError
 from orchestrator.rollout._cadence import next_nap
 from orchestrator.rollout._outage import Deadlines, Outage
 from orchestrator.rollout._outcome import is_done
+from orchestrator.rollout._result_reads import ResultReads
 from orchestrator.rollout._tags import RUN_TAG_KEY
 from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
 
@@ -61,9 +62,6 @@ if TYPE_CHECKING:
 
 POLL_MIN: Final = 1.0
 POLL_MAX: Final = 10.0
-# DescribeInvocationResults reads in the air at once: enough to read a wave's last
-# batches in one round trip, few enough not to drain the Describe bucket at once.
-RESULTS_IN_FLIGHT: Final = 8
 STOP_GRACE: Final = 60.0
 
 _log = structlog.get_logger(__name__)
@@ -104,6 +102,7 @@ class InvocationTracker:
         self._active: dict[str, WatchedInvocation] = {}
         self._dispatch_done = False
         self._wake = anyio.Event()
+        self._reads = ResultReads(client, on_read=self._record_finished, on_end=self._wake_up)
         self._nap_scope: anyio.CancelScope | None = None
         self._nap_until = 0.0
         self._stop_all = False
@@ -149,6 +148,9 @@ class InvocationTracker:
         self._stop_all = True
         return await self._stop_breached()
 
+    def _wake_up(self) -> None:
+        self._wake.set()
+
     def _poke(self) -> None:
         self._wake.set()
         # A long nap is cut short so that new work is first polled `poll_min` after it.
@@ -164,12 +166,25 @@ class InvocationTracker:
 
         Raises `TrackingAbandoned` when the API keeps failing past `give_up_at()`, or
         fails with an error no retry can cure."""
+        failure: OrchestratorError | None = None
+        async with self._reads.running():
+            try:
+                await self._follow()
+            except OrchestratorError as error:
+                # Raised as it is below, not wrapped in the reads' task group's.
+                failure = error
+                self._reads.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _follow(self) -> None:
         outage: Outage | None = None
         outage_nap = 0.0
         while True:
-            if not self._active:
-                if self._dispatch_done:
-                    return
+            if not self._active and self._dispatch_done:
+                return
+            if not self._to_poll():
+                # Nothing to list: no work yet, or only reads under way, which wake us.
                 self._wake = anyio.Event()
                 await self._wake.wait()
                 continue
@@ -177,6 +192,9 @@ class InvocationTracker:
             if not await self._nap(min(nap, self._until_deadline())):
                 continue  # woken by new work: the next nap is reckoned with it
             try:
+                failure = self._reads.take_failure()
+                if failure is not None:
+                    raise failure
                 await self._poll()
             except OrchestratorError as error:
                 now = self._clock.monotonic()
@@ -190,6 +208,14 @@ class InvocationTracker:
             if outage is not None:
                 outage.recovered(self._clock.monotonic())
                 outage = None
+
+    def _to_poll(self) -> bool:
+        """Is there anything a poll would do: an invocation still awaited, or a finished
+        one whose records are not being read (a read that failed)?"""
+        return any(
+            not invocation.all_done() or not self._reads.reading(invoke_id)
+            for invoke_id, invocation in self._active.items()
+        )
 
     def _next_nap(self) -> float:
         return next_nap(
@@ -258,7 +284,7 @@ class InvocationTracker:
             if complete:
                 self._not_listed(awaited - seen)
         await self._enforce_deadlines()
-        await self._collect_results()
+        self._collect_results()
 
     def _needed(self, invoke_id: str, instance_id: str, status: S) -> bool:
         """Decode this record? Only when it may tell something new: an instance still
@@ -378,37 +404,12 @@ class InvocationTracker:
                 raise
             # e.g. it ended meanwhile: the next listing tells how.
 
-    async def _collect_results(self) -> None:
-        """Read the records of every invocation whose instances are all done, at most
-        `RESULTS_IN_FLIGHT` at once (each attempt still waits for the rate limiter), and
-        record each invocation as soon as its own records are in. An invocation whose
-        read fails stays active for the next poll; the first error is raised after the
-        others have finished (one failed read does not cancel the reads under way)."""
-        finished = [watched for watched in self._active.values() if watched.all_done()]
-        if not finished:
-            return
-        errors: list[OrchestratorError] = []
-        limit = anyio.CapacityLimiter(RESULTS_IN_FLIGHT)
-
-        async def collect(watched: WatchedInvocation) -> None:
-            async with limit:
-                try:
-                    records = {
-                        record.instance_id: record
-                        async for record in self._client.describe_invocation_results(
-                            invoke_id=watched.invoke_id
-                        )
-                    }
-                except OrchestratorError as error:
-                    errors.append(error)
-                    return
-            self._record_finished(watched, records)
-
-        async with anyio.create_task_group() as group:
-            for watched in finished:
-                group.start_soon(collect, watched)
-        if errors:
-            raise errors[0]
+    def _collect_results(self) -> None:
+        """Start reading the records of every invocation whose instances are all done
+        (`_result_reads.py`: beside the polls, several at once)."""
+        for watched in self._active.values():
+            if watched.all_done():
+                self._reads.start(watched)
 
     def _record_finished(self, watched: WatchedInvocation, records: dict[str, Record]) -> None:
         for instance in watched.instances.values():
