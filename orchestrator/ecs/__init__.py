@@ -32,6 +32,7 @@ from orchestrator.ecs._responses import (
     Invocation,
     InvocationInstance,
     InvocationResult,
+    RecordNeeded,
     RunCommandResult,
 )
 from orchestrator.ecs._retry import PATIENT_READS, RetryDetails, RetryPolicy, error_code_of
@@ -51,6 +52,7 @@ __all__ = [
     "InvocationResult",
     "RateLimiter",
     "RateLimiterStats",
+    "RecordNeeded",
     "RefreshingProvider",
     "ResolvedCredentials",
     "RetryDetails",

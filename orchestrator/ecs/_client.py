@@ -45,6 +45,7 @@ from orchestrator.ecs._responses import (
     Invocation,
     InvocationResult,
     Page,
+    RecordNeeded,
     RunCommandResult,
     decode_account_attributes,
     decode_cloud_assistant_status_page,
@@ -304,10 +305,15 @@ class EcsClient:
         tags: Mapping[str, str] | None = None,
         page_size: int = api.INVOCATIONS_MAX_RESULTS,
         retry: RetryPolicy | None = None,
+        needed: RecordNeeded | None = None,
     ) -> AsyncIterator[Invocation]:
         """Invocations with their instances; output (when asked for) decoded from Base64.
 
         `tags` keeps the invocations whose command carries all of them (`Tag.N`).
+        `needed` (invoke_id, instance_id, status → bool) narrows each invocation's
+        `instances` to the records it accepts; the others are not decoded past their
+        status (the tracker skips what it has already seen). It is called inside the
+        decoding: it must not raise.
         """
         max_results = min(page_size, api.INVOCATIONS_MAX_RESULTS)
 
@@ -321,7 +327,10 @@ class EcsClient:
                 next_token=token,
             ) | tag_list("Tag", tags or {})
 
-        pages = self._pages("DescribeInvocations", params, decode_invocations_page, policy=retry)
+        def decode(body: Mapping[str, Any]) -> Page[Invocation]:
+            return decode_invocations_page(body, needed)
+
+        pages = self._pages("DescribeInvocations", params, decode, policy=retry)
         async for invocation in pages:
             yield invocation
 

@@ -11,7 +11,7 @@ that as an `InvalidResponse` error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - dataclass fields are resolved at run time
 from typing import Any, Generic, TypeVar
@@ -233,9 +233,32 @@ def _invocation_instance(item: Mapping[str, Any]) -> InvocationInstance:
     )
 
 
-def _invocation(item: Mapping[str, Any]) -> Invocation:
+RecordNeeded = Callable[[str, str, api.InstanceInvocationStatus], bool]
+"""(invoke_id, instance_id, status) of one `InvokeInstance` → decode the whole record?"""
+
+
+def _invocation_instances(
+    item: Mapping[str, Any], invoke_id: str, needed: RecordNeeded | None
+) -> tuple[InvocationInstance, ...]:
+    records = nested(item, "InvokeInstances", "InvokeInstance")
+    if needed is None:
+        return tuple(_invocation_instance(record) for record in records)
+    # What identifies a record and its status are read (and checked) for every record;
+    # the other eleven fields (five times, Base64 output) only for the records the caller
+    # needs, so a settled record listed again costs two lookups. A malformed field of a
+    # record nobody reads is not seen, by design: nothing of it is used.
+    kept: list[InvocationInstance] = []
+    for record in records:
+        status = enum_of(api.InstanceInvocationStatus, record, "InvocationStatus")
+        if needed(invoke_id, required(record, "InstanceId"), status):
+            kept.append(_invocation_instance(record))
+    return tuple(kept)
+
+
+def _invocation(item: Mapping[str, Any], needed: RecordNeeded | None = None) -> Invocation:
+    invoke_id = required(item, "InvokeId")
     return Invocation(
-        invoke_id=required(item, "InvokeId"),
+        invoke_id=invoke_id,
         command_id=text(item, "CommandId"),
         status=enum_of(api.InvocationStatus, item, "InvocationStatus"),
         repeat_mode=text(item, "RepeatMode"),
@@ -243,16 +266,19 @@ def _invocation(item: Mapping[str, Any]) -> Invocation:
         command_type=text(item, "CommandType"),
         timeout=integer(item, "Timeout"),
         creation_time=time_of(item, "CreationTime"),
-        instances=tuple(
-            _invocation_instance(i) for i in nested(item, "InvokeInstances", "InvokeInstance")
-        ),
+        instances=_invocation_instances(item, invoke_id, needed),
         tags=tags_of(item),
     )
 
 
-def decode_invocations_page(body: Mapping[str, Any]) -> Page[Invocation]:
-    """`Invocations.Invocation[]`, top-level paging."""
-    items = tuple(_invocation(item) for item in nested(body, "Invocations", "Invocation"))
+def decode_invocations_page(
+    body: Mapping[str, Any], needed: RecordNeeded | None = None
+) -> Page[Invocation]:
+    """`Invocations.Invocation[]`, top-level paging.
+
+    With `needed`, each invocation's `instances` holds only the records it accepts (the
+    tracker's: those whose status it has not seen yet), the others left undecoded."""
+    items = tuple(_invocation(item, needed) for item in nested(body, "Invocations", "Invocation"))
     return Page(items, text(body, "NextToken"))
 
 

@@ -3,10 +3,15 @@
 One shared poll serves every batch in flight: DescribeInvocations filtered by the run's
 tag (50 invocations per page, no output) gives the per-instance state of up to 2,500
 instances per call, and paging stops as soon as every invocation still awaited was seen
-(the API lists newest first, and the newest are the ones still running). When all the
+(the API lists newest first, and the newest are the ones still running). Of each
+listed record only the identity and status are decoded, the rest only when the status is
+new to us (`RecordNeeded`): settled records listed again cost nothing. When all the
 instances of an invocation are done, its DescribeInvocationResults pages are read once,
-for the output. Polls start 1 s after new work and back off to 10 s while nothing changes,
-on the injected Clock; a new batch cuts a long wait short.
+for the output, beside the polls, several at once (`_result_reads.py`). When the next poll comes
+is `_cadence.py`'s: soon after a change, later the longer the batches are quiet, every
+half second while a finished dispatch's last batches settle, on the injected Clock; a new
+batch cuts a long wait short. `track()` returns as soon as dispatch is done and nothing
+is active, with no nap in between.
 
 Eventual consistency: an invocation not listed yet is pending, not failed, until the
 delivery deadline. The delivery deadline (`limits.delivery_timeout`, from dispatch): an
@@ -38,8 +43,10 @@ import structlog
 
 from orchestrator.api import InstanceInvocationStatus as S
 from orchestrator.errors import ApiError, OrchestratorError
+from orchestrator.rollout._cadence import next_nap
 from orchestrator.rollout._outage import Deadlines, Outage
 from orchestrator.rollout._outcome import is_done
+from orchestrator.rollout._result_reads import ResultReads
 from orchestrator.rollout._tags import RUN_TAG_KEY
 from orchestrator.rollout._watch import Watched, WatchedInvocation, final_result, outcome_for
 
@@ -94,8 +101,8 @@ class InvocationTracker:
         self._stop_grace = stop_grace
         self._active: dict[str, WatchedInvocation] = {}
         self._dispatch_done = False
-        self._fresh = False  # new work since the last poll
         self._wake = anyio.Event()
+        self._reads = ResultReads(client, on_read=self._record_finished, on_end=self._wake_up)
         self._nap_scope: anyio.CancelScope | None = None
         self._nap_until = 0.0
         self._stop_all = False
@@ -114,7 +121,6 @@ class InvocationTracker:
             self._clock.monotonic(),
             {instance.instance_id: Watched(instance) for instance in instances},
         )
-        self._fresh = True
         self._poke()
 
     def begin_wave(self) -> None:
@@ -142,6 +148,9 @@ class InvocationTracker:
         self._stop_all = True
         return await self._stop_breached()
 
+    def _wake_up(self) -> None:
+        self._wake.set()
+
     def _poke(self) -> None:
         self._wake.set()
         # A long nap is cut short so that new work is first polled `poll_min` after it.
@@ -157,36 +166,66 @@ class InvocationTracker:
 
         Raises `TrackingAbandoned` when the API keeps failing past `give_up_at()`, or
         fails with an error no retry can cure."""
-        interval = self._poll_min
+        failure: OrchestratorError | None = None
+        async with self._reads.running():
+            try:
+                await self._follow()
+            except OrchestratorError as error:
+                # Raised as it is below, not wrapped in the reads' task group's.
+                failure = error
+                self._reads.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _follow(self) -> None:
         outage: Outage | None = None
+        outage_nap = 0.0
         while True:
-            if not self._active:
-                if self._dispatch_done:
-                    return
+            if not self._active and self._dispatch_done:
+                return
+            if not self._to_poll():
+                # Nothing to list: no work yet, or only reads under way, which wake us.
                 self._wake = anyio.Event()
                 await self._wake.wait()
-                interval = self._poll_min
                 continue
-            if not await self._nap(min(interval, self._until_deadline())):
-                interval = self._poll_min  # woken by new work: poll it soon
-                continue
-            self._fresh = False
+            nap = outage_nap if outage is not None else self._next_nap()
+            if not await self._nap(min(nap, self._until_deadline())):
+                continue  # woken by new work: the next nap is reckoned with it
             try:
-                changed = await self._poll()
+                failure = self._reads.take_failure()
+                if failure is not None:
+                    raise failure
+                await self._poll()
             except OrchestratorError as error:
                 now = self._clock.monotonic()
                 outage = outage or Outage(self._run_id, now)
                 give_up_at = self.give_up_at()
                 outage.poll_failed(error, now=now, give_up_at=give_up_at)
-                interval = outage.nap(
+                outage_nap = outage.nap(
                     self._rng, poll_min=self._poll_min, now=now, give_up_at=give_up_at
                 )
                 continue
             if outage is not None:
                 outage.recovered(self._clock.monotonic())
                 outage = None
-            fresh = changed or self._fresh
-            interval = self._poll_min if fresh else min(interval * 2, self._poll_max)
+
+    def _to_poll(self) -> bool:
+        """Is there anything a poll would do: an invocation still awaited, or a finished
+        one whose records are not being read (a read that failed)?"""
+        return any(
+            not invocation.all_done() or not self._reads.reading(invoke_id)
+            for invoke_id, invocation in self._active.items()
+        )
+
+    def _next_nap(self) -> float:
+        return next_nap(
+            (invocation for invocation in self._active.values() if not invocation.all_done()),
+            now=self._clock.monotonic(),
+            dispatch_done=self._dispatch_done,
+            command_timeout=self._deadlines.command_timeout,
+            poll_min=self._poll_min,
+            poll_max=self._poll_max,
+        )
 
     def give_up_at(self) -> float:
         """The moment (on the clock) after which no watched command can still be running
@@ -217,16 +256,17 @@ class InvocationTracker:
                     deadlines.append(invocation.dispatched_at + self._delivery_timeout)
         return max(min(deadlines) - now, 0.0)
 
-    async def _poll(self) -> bool:
-        """One round: list states, apply deadlines, read finished outputs. Changed?"""
+    async def _poll(self) -> None:
+        """One round: list states, apply deadlines, read finished outputs."""
         awaited = {iid for iid, inv in self._active.items() if not inv.all_done()}
-        changed = False
         complete = True
         if awaited:
             seen: set[str] = set()
             listing = cast(
                 "AsyncGenerator[Invocation, None]",
-                self._client.describe_invocations(tags={RUN_TAG_KEY: self._run_id}),
+                self._client.describe_invocations(
+                    tags={RUN_TAG_KEY: self._run_id}, needed=self._needed
+                ),
             )
             try:
                 async for invocation in listing:
@@ -234,7 +274,7 @@ class InvocationTracker:
                     if watched is None:
                         continue
                     seen.add(invocation.invoke_id)
-                    changed |= self._update(watched, invocation)
+                    self._update(watched, invocation)
                     if awaited <= seen:
                         complete = False  # the rest are settled ones: no need to page on
                         break
@@ -242,24 +282,32 @@ class InvocationTracker:
                 await listing.aclose()
                 self._settle_ended()
             if complete:
-                changed |= self._not_listed(awaited - seen)
-        changed |= await self._enforce_deadlines()
-        changed |= await self._collect_results()
-        return changed
+                self._not_listed(awaited - seen)
+        await self._enforce_deadlines()
+        self._collect_results()
 
-    def _update(self, watched: WatchedInvocation, invocation: Invocation) -> bool:
+    def _needed(self, invoke_id: str, instance_id: str, status: S) -> bool:
+        """Decode this record? Only when it may tell something new: an instance still
+        awaited whose status differs from the one last seen (so every `Watched.last`
+        is a whole record, and a settled record listed again is not decoded again)."""
+        watched = self._active.get(invoke_id)
+        instance = watched.instances.get(instance_id) if watched is not None else None
+        if instance is None or instance.done:
+            return False
+        return instance.last is None or instance.last.status is not status
+
+    def _update(self, watched: WatchedInvocation, invocation: Invocation) -> None:
         watched.listed = True
-        changed = False
         for item in invocation.instances:
             instance = watched.instances.get(item.instance_id)
             if instance is None or instance.done:
                 continue
-            changed |= instance.last is None or instance.last.status is not item.status
+            if instance.last is None or instance.last.status is not item.status:
+                watched.changed_at = self._clock.monotonic()
             instance.last = item
             if is_done(item.status, periodic=self._periodic):
                 instance.done = True
                 self._ended.append(instance)
-        return changed
 
     def _settle_ended(self) -> None:
         """Tell the ledger (and so the gate) what one listing showed ended, then free the
@@ -276,10 +324,9 @@ class InvocationTracker:
         for instance in ended:
             self._release(instance)
 
-    def _not_listed(self, invoke_ids: set[str]) -> bool:
+    def _not_listed(self, invoke_ids: set[str]) -> None:
         """Invocations the complete listing did not show: pending until the deadline."""
         now = self._clock.monotonic()
-        changed = False
         for invoke_id in invoke_ids:
             watched = self._active[invoke_id]
             if watched.listed or now - watched.dispatched_at < self._delivery_timeout:
@@ -290,13 +337,10 @@ class InvocationTracker:
                     self._result(watched, instance, None, missing=True),
                 )
             del self._active[invoke_id]
-            changed = True
-        return changed
 
-    async def _enforce_deadlines(self) -> bool:
-        changed = False
+    async def _enforce_deadlines(self) -> None:
         if self._stop_all:
-            changed = (await self._stop_breached())[1] > 0
+            await self._stop_breached()
         now = self._clock.monotonic()
         for watched in list(self._active.values()):
             if not watched.listed:
@@ -311,13 +355,10 @@ class InvocationTracker:
             ]
             if overdue:
                 await self._send_stop(watched, overdue, "delivery")
-                changed = True
             for instance in watched.instances.values():
                 since = instance.stop_requested_at
                 if not instance.done and since is not None and now - since >= self._stop_grace:
                     instance.done = True  # the stop was never confirmed: give up
-                    changed = True
-        return changed
 
     async def _stop_breached(self) -> tuple[int, int]:
         invocations = instances = 0
@@ -349,6 +390,7 @@ class InvocationTracker:
     ) -> None:
         # Marked before the call, so a poll running meanwhile does not stop them twice.
         now = self._clock.monotonic()
+        watched.changed_at = now  # the stops' outcome is expected soon: poll it soon
         for instance in instances:
             instance.stop_requested_at = now
             instance.stop_kind = kind
@@ -362,27 +404,20 @@ class InvocationTracker:
                 raise
             # e.g. it ended meanwhile: the next listing tells how.
 
-    async def _collect_results(self) -> bool:
-        changed = False
-        for watched in list(self._active.values()):
-            if not watched.all_done():
-                continue
-            records = {
-                record.instance_id: record
-                async for record in self._client.describe_invocation_results(
-                    invoke_id=watched.invoke_id
-                )
-            }
-            for instance in watched.instances.values():
-                record = records.get(instance.instance.instance_id)
-                if record is not None and record.output:
-                    self._ledger.output(
-                        record.instance_id, watched.wave, record.output, record.dropped
-                    )
-                self._ledger.record(self._result(watched, instance, record))
-            del self._active[watched.invoke_id]
-            changed = True
-        return changed
+    def _collect_results(self) -> None:
+        """Start reading the records of every invocation whose instances are all done
+        (`_result_reads.py`: beside the polls, several at once)."""
+        for watched in self._active.values():
+            if watched.all_done():
+                self._reads.start(watched)
+
+    def _record_finished(self, watched: WatchedInvocation, records: dict[str, Record]) -> None:
+        for instance in watched.instances.values():
+            record = records.get(instance.instance.instance_id)
+            if record is not None and record.output:
+                self._ledger.output(record.instance_id, watched.wave, record.output, record.dropped)
+            self._ledger.record(self._result(watched, instance, record))
+        del self._active[watched.invoke_id]
 
     def _release(self, instance: Watched) -> None:
         if not instance.released:

@@ -11,6 +11,7 @@ grace is STOPPED with `StopNotConfirmed` (stop requested, not stopped). Pure: no
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,13 @@ class WatchedInvocation:
     dispatched_at: float
     instances: dict[str, Watched] = field(default_factory=dict)
     listed: bool = False
+    # When a poll last saw one of its instances change state (dispatch at first): how
+    # long it has been quiet sets the next poll (`_cadence.py`).
+    changed_at: float = math.nan
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.changed_at):
+            self.changed_at = self.dispatched_at
 
     def all_done(self) -> bool:
         return all(watched.done for watched in self.instances.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -214,6 +215,55 @@ def test_output_that_is_not_utf8_is_replaced_not_fatal() -> None:
     item["Output"] = "not base64!"
     with pytest.raises(ValueError, match="Output"):
         decode_invocations_page(body)
+
+
+def _with_garbage_in_the_finished_record() -> dict[str, Any]:
+    """INVOCATIONS with every field of i-1 but its id and status broken."""
+    body: dict[str, Any] = json.loads(json.dumps(INVOCATIONS))
+    item = body["Invocations"]["Invocation"][0]["InvokeInstances"]["InvokeInstance"][0]
+    item.update(
+        ExitCode="one",
+        Output="not base64!",
+        StartTime="yesterday",
+        FinishTime="2020-13-45T99:99:99Z",
+        Dropped=-3,
+        ErrorInfo=["not", "text"],
+    )
+    return body
+
+
+def test_a_record_not_needed_is_not_decoded_past_its_status() -> None:
+    """With `needed`, a record the tracker has settled (here i-1, Failed) is not decoded
+    past its id and status: garbage in its other fields is not seen, and it is left out;
+    the records still needed (i-2) come through whole."""
+    asked: list[tuple[str, str, api.InstanceInvocationStatus]] = []
+
+    def needed(invoke_id: str, instance_id: str, status: api.InstanceInvocationStatus) -> bool:
+        asked.append((invoke_id, instance_id, status))
+        return instance_id != "i-1"
+
+    page = decode_invocations_page(_with_garbage_in_the_finished_record(), needed)
+    (invocation,) = page.items
+    assert [i.instance_id for i in invocation.instances] == ["i-2"]
+    assert invocation.instances[0].status is api.InstanceInvocationStatus.RUNNING
+    assert asked == [
+        ("t-1", "i-1", api.InstanceInvocationStatus.FAILED),
+        ("t-1", "i-2", api.InstanceInvocationStatus.RUNNING),
+    ]
+
+
+def test_the_same_garbage_in_a_needed_record_is_refused() -> None:
+    """A record the tracker still needs is decoded whole, and refused as ever (without
+    `needed`, every record is); a broken status is refused in any record."""
+    body = _with_garbage_in_the_finished_record()
+    with pytest.raises(TypeError, match="ExitCode"):
+        decode_invocations_page(body, lambda _invoke, _instance, _status: True)
+    with pytest.raises(TypeError, match="ExitCode"):
+        decode_invocations_page(body)
+    item = body["Invocations"]["Invocation"][0]["InvokeInstances"]["InvokeInstance"][0]
+    item["InvocationStatus"] = "Sleeping"
+    with pytest.raises(ValueError, match="InvocationStatus"):
+        decode_invocations_page(body, lambda _invoke, _instance, _status: False)
 
 
 def test_decode_invocation_results_page_reads_paging_inside_invocation() -> None:
