@@ -38,7 +38,8 @@ def whole_junit(written: bytes) -> bytes:
     """`written` parsed into one tree and serialised at once, as ElementTree lays it out."""
     root = ET.fromstring(written)  # noqa: S314 - our own file
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
 
 
 def unusual_run() -> tuple[RunFacts, ReportCollector]:
