@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.report._groups import InstanceNames, group_results
+from orchestrator.report._groups import group_results
 from orchestrator.report._json import report_chunks
 from orchestrator.report._junit import junit_chunks
 from orchestrator.report._markdown import render_markdown
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from orchestrator.report._collect import ReportCollector, RunFacts
-    from orchestrator.report._groups import OutputGroup
+    from orchestrator.report._groups import Named, OutputGroup
     from orchestrator.rollout import Event
 
 JSON_NAME: Final = "report.json"
@@ -67,14 +67,12 @@ def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
         raise
 
 
-def names_of(facts: RunFacts) -> Mapping[str, InstanceNames]:
-    """Instance id → what it calls itself (hostname and instance name), for grouping."""
+def names_of(facts: RunFacts) -> Mapping[str, Named]:
+    """Instance id → what it calls itself (hostname and instance name), for grouping:
+    the resolved instances themselves, no copy of their names."""
     if facts.resolution is None:
         return MappingProxyType({})
-    return {
-        i.instance_id: InstanceNames(hostname=i.hostname, name=i.name)
-        for i in facts.resolution.runnable
-    }
+    return {i.instance_id: i for i in facts.resolution.runnable}
 
 
 def write_reports(
