@@ -30,6 +30,7 @@ from rich.markup import escape
 
 from orchestrator import api
 from orchestrator.cli._exit import ExitCode, exit_code_for, make_console
+from orchestrator.cli._heap import frozen_heap
 from orchestrator.cli._logging import register_secret
 from orchestrator.cli._outputs import OutputOptions, RunOutputs
 from orchestrator.ecs import RateLimiterStats
@@ -133,7 +134,13 @@ def recorded_stop(run_dir: Path) -> str | None:
 
 async def execute(job: Job, conn: Connection, journal: JournalWriter, console: Console) -> int:
     """Run `job` to its end (or its interruption); print the summary, write the reports;
-    the exit code."""
+    the exit code. What the targets step and the journal header built stays out of the
+    garbage collector's full scans until the reports are written (`_heap`)."""
+    with frozen_heap():
+        return await _execute(job, conn, journal, console)
+
+
+async def _execute(job: Job, conn: Connection, journal: JournalWriter, console: Console) -> int:
     for secret in conn.secrets:
         register_secret(secret)
     limiter = conn.client.rate_limiter

@@ -11,10 +11,12 @@ that as an `InvalidResponse` error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - dataclass fields are resolved at run time
-from typing import Any, Generic, TypeVar
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar
 
 from orchestrator import api
 from orchestrator.ecs._fields import (
@@ -33,6 +35,8 @@ from orchestrator.ecs._fields import (
 )
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,12 @@ def decode_run_command(body: Mapping[str, Any]) -> RunCommandResult:
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """One ECS instance, the fields targeting needs."""
+    """One ECS instance: what targeting needs, and what the journal, `instances` and the
+    reports show of it. A run holds one per target for its whole length (100,000 at the
+    largest fleets), so the decoder keeps each cheap: the text a fleet repeats (zone,
+    region, OS, type, resource group, tag keys and values) is one shared string, and
+    instances with the same tags and creation time share one mapping and one datetime.
+    """
 
     instance_id: str
     name: str
@@ -99,21 +108,59 @@ def _private_ips(item: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(raw_ips)
 
 
+# Tag sets and creation times many instances have alike, each kept once. Bounded: a
+# fleet of all-different values costs a table this size, never one entry per instance.
+_SHARED_MAX: Final = 4096
+_TAG_SETS: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+_CREATION_TIMES: dict[str, datetime | None] = {}
+
+
+def _shared(table: dict[K, V], key: K, make: Callable[[], V]) -> V:
+    """`table[key]`, made by `make` the first time; the table starts over when full."""
+    try:
+        return table[key]
+    except KeyError:
+        pass
+    if len(table) >= _SHARED_MAX:
+        table.clear()
+    value = table[key] = make()
+    return value
+
+
+def _word(item: Mapping[str, Any], key: str) -> str:
+    """A text field whose value many instances share (a zone, an OS, a tag key)."""
+    return sys.intern(text(item, key))
+
+
+def _instance_tags(item: Mapping[str, Any]) -> Mapping[str, str]:
+    """`Tags.Tag[]` as a read-only mapping, one mapping for every instance with the same
+    tags (as `tags_of` reads them: the last of a repeated key wins)."""
+    pairs = {_word(tag, "TagKey"): _word(tag, "TagValue") for tag in nested(item, "Tags", "Tag")}
+    if not pairs:
+        return empty()
+    return _shared(_TAG_SETS, tuple(pairs.items()), lambda: MappingProxyType(pairs))
+
+
+def _creation_time(item: Mapping[str, Any]) -> datetime | None:
+    stamp = text(item, "CreationTime")
+    return _shared(_CREATION_TIMES, stamp, lambda: time_of(item, "CreationTime"))
+
+
 def _instance(item: Mapping[str, Any]) -> Instance:
     return Instance(
         instance_id=required(item, "InstanceId"),
         name=text(item, "InstanceName"),
         status=enum_of(api.InstanceStatus, item, "Status"),
-        zone_id=text(item, "ZoneId"),
-        region_id=text(item, "RegionId"),
-        os_type=text(item, "OSType"),
-        os_name=text(item, "OSName"),
+        zone_id=_word(item, "ZoneId"),
+        region_id=_word(item, "RegionId"),
+        os_type=_word(item, "OSType"),
+        os_name=_word(item, "OSName"),
         hostname=text(item, "HostName"),
-        instance_type=text(item, "InstanceType"),
-        resource_group_id=text(item, "ResourceGroupId"),
-        creation_time=time_of(item, "CreationTime"),
+        instance_type=_word(item, "InstanceType"),
+        resource_group_id=_word(item, "ResourceGroupId"),
+        creation_time=_creation_time(item),
         private_ips=_private_ips(item),
-        tags=tags_of(item),
+        tags=_instance_tags(item),
     )
 
 

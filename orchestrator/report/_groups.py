@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from orchestrator.rollout import Outcome
 
@@ -116,7 +116,18 @@ class InstanceNames:
     name: str = ""
 
 
-_NO_NAMES: Final[Mapping[str, InstanceNames]] = MappingProxyType({})
+class Named(Protocol):
+    """Anything with an instance's two names: an `InstanceNames`, or the resolved
+    `ecs.Instance` itself (a 100,000-instance run groups without a copy of each)."""
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+_NO_NAMES: Final[Mapping[str, Named]] = MappingProxyType({})
 _UNNAMED: Final = InstanceNames()
 
 
@@ -198,7 +209,7 @@ def _shown(result: InstanceResult) -> InstanceResult:
     return result
 
 
-def _text(result: InstanceResult, names: InstanceNames) -> str:
+def _text(result: InstanceResult, names: Named) -> str:
     """The normalised text an instance is grouped on."""
     if result.outcome in _NEVER_RAN:
         return normalize_output(result.error_info, instance_id=result.instance_id)
@@ -212,7 +223,7 @@ def _text(result: InstanceResult, names: InstanceNames) -> str:
 
 
 def group_results(
-    results: Sequence[InstanceResult], names: Mapping[str, InstanceNames] = _NO_NAMES
+    results: Sequence[InstanceResult], names: Mapping[str, Named] = _NO_NAMES
 ) -> list[OutputGroup]:
     """`results` grouped by (outcome, exit code, error code, normalised text); `names`
     maps an instance id to its hostname and instance name. Largest group first; on a

@@ -7,7 +7,11 @@ dictionary whose shape is documented field by field in docs/report-format.md and
 versioned (`schema`: `orchestrator.report/1`; a field is only ever added within a
 version). The plan appears by name, path and digests only: a script or a parameter
 value may hold a secret, so neither is ever written. Keys come in a fixed order and
-the document is serialised once, at the end, so 10,000 results cost one `json.dumps`.
+the document is serialised once, at the end. `report_chunks` serialises it piece by
+piece: at 100,000 instances the results' dictionaries and the whole text would cost
+well over 100 MB at once (the end-of-run peak of the process), so the results are
+turned into text one at a time as the file takes them, and the bytes are the same as
+`render_json(build_report(...))`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import orchestrator
 from orchestrator.rollout import Outcome
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from orchestrator.report._collect import (
         ApprovalRecord,
@@ -42,6 +46,9 @@ REPORT_SCHEMA_VERSION: Final = 1
 SCHEMA: Final = f"orchestrator.report/{REPORT_SCHEMA_VERSION}"
 GROUP_IDS: Final = 100  # instance ids listed per group before "more"
 EXIT_INTERRUPTED: Final = 130  # docs/errors-and-exit-codes.md
+INDENT: Final = 2
+# Where `report_chunks` puts the results, one at a time, instead of a list of them all.
+_STREAMED: Final = object()
 
 Json = dict[str, Any]
 
@@ -293,6 +300,16 @@ def build_report(
 ) -> Json:
     """The report as a plain dictionary, keys in the documented order."""
     result = collector.result
+    return _document(
+        facts, collector, groups, [_result(r) for r in result.results] if result else []
+    )
+
+
+def _document(
+    facts: RunFacts, collector: ReportCollector, groups: Sequence[OutputGroup], results: object
+) -> Json:
+    """The report's dictionary with `results` as the value of its `results` key."""
+    result = collector.result
     started = result.started_at if result else collector.started_at
     finished = result.finished_at if result else None
     duration = (finished - started).total_seconds() if started and finished else None
@@ -320,7 +337,7 @@ def build_report(
         "batches": [_batch(b, names) for b in collector.batches],
         "refused_batches": [_refused(r, names) for r in collector.refused],
         "in_flight": list(result.in_flight) if result else [],
-        "results": [_result(r) for r in result.results] if result else [],
+        "results": results,
         "groups": [_group(g) for g in groups],
         "api": {
             "calls": calls,
@@ -332,4 +349,42 @@ def build_report(
 
 def render_json(report: Json) -> str:
     """The report as text: indented, non-ASCII kept as is, one trailing newline."""
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(report, indent=INDENT, ensure_ascii=False) + "\n"
+
+
+def report_chunks(
+    facts: RunFacts, collector: ReportCollector, groups: Sequence[OutputGroup]
+) -> Iterator[str]:
+    """`render_json(build_report(facts, collector, groups))` in pieces, the results one
+    at a time: only one result's dictionary and text exist at once."""
+    result = collector.result
+    document = _document(facts, collector, groups, _STREAMED)
+    separator = "{\n"
+    for key, value in document.items():
+        yield f"{separator}{_pad(1)}{_dumps(key, 1)}: "
+        separator = ",\n"
+        if value is _STREAMED:
+            yield from _list_chunks(_result(r) for r in (result.results if result else ()))
+        else:
+            yield _dumps(value, 1)
+    yield "\n}\n"
+
+
+def _list_chunks(items: Iterator[Json]) -> Iterator[str]:
+    """A list one level into the document, as `json.dumps(..., indent=INDENT)` lays it."""
+    opening = "[\n"
+    for item in items:
+        yield f"{opening}{_pad(2)}{_dumps(item, 2)}"
+        opening = ",\n"
+    yield "[]" if opening == "[\n" else f"\n{_pad(1)}]"
+
+
+def _pad(depth: int) -> str:
+    return " " * (INDENT * depth)
+
+
+def _dumps(value: object, depth: int) -> str:
+    """`value` as `json.dumps` lays it out `depth` levels into the document: its newlines
+    are the layout's (a string's own newlines are always escaped as `\\n`), so each
+    line moves right by `depth` levels."""
+    return json.dumps(value, indent=INDENT, ensure_ascii=False).replace("\n", "\n" + _pad(depth))

@@ -21,17 +21,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from orchestrator.report._groups import InstanceNames, group_results
-from orchestrator.report._json import build_report, render_json
-from orchestrator.report._junit import render_junit
+from orchestrator.report._groups import group_results
+from orchestrator.report._json import report_chunks
+from orchestrator.report._junit import junit_chunks
 from orchestrator.report._markdown import render_markdown
 from orchestrator.rollout import InstanceOutput
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from orchestrator.report._collect import ReportCollector, RunFacts
-    from orchestrator.report._groups import OutputGroup
+    from orchestrator.report._groups import Named, OutputGroup
     from orchestrator.rollout import Event
 
 JSON_NAME: Final = "report.json"
@@ -52,12 +52,13 @@ class ReportPaths:
     markdown: Path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """`data` at `path`, whole or not at all."""
+def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
+    """`chunks`, one after the other, at `path`, whole or not at all. Written as they
+    come: a 100,000-instance report never exists whole in memory."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            file.writelines(chunks)
             file.flush()
             os.fsync(file.fileno())
         Path(temporary).replace(path)
@@ -66,14 +67,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def names_of(facts: RunFacts) -> Mapping[str, InstanceNames]:
-    """Instance id → what it calls itself (hostname and instance name), for grouping."""
+def names_of(facts: RunFacts) -> Mapping[str, Named]:
+    """Instance id → what it calls itself (hostname and instance name), for grouping:
+    the resolved instances themselves, no copy of their names."""
     if facts.resolution is None:
         return MappingProxyType({})
-    return {
-        i.instance_id: InstanceNames(hostname=i.hostname, name=i.name)
-        for i in facts.resolution.runnable
-    }
+    return {i.instance_id: i for i in facts.resolution.runnable}
 
 
 def write_reports(
@@ -93,12 +92,14 @@ def write_reports(
     if groups is None:  # the caller may have grouped them already, for its summary
         groups = group_results(results, names_of(facts))
     paths = ReportPaths(directory / JSON_NAME, directory / JUNIT_NAME, directory / MARKDOWN_NAME)
-    report = build_report(facts, collector, groups)
     # "replace" keeps a lone surrogate (undecodable output) from failing the whole file.
-    _atomic_write(paths.json, render_json(report).encode("utf-8", errors="replace"))
-    _atomic_write(paths.junit, render_junit(facts, collector))
+    json_bytes = (
+        c.encode("utf-8", errors="replace") for c in report_chunks(facts, collector, groups)
+    )
+    _atomic_write(paths.json, json_bytes)
+    _atomic_write(paths.junit, junit_chunks(facts, collector))
     markdown = render_markdown(facts, collector, groups).encode("utf-8", errors="replace")
-    _atomic_write(paths.markdown, markdown)
+    _atomic_write(paths.markdown, (markdown,))
     if step_summary is not None:
         with step_summary.open("ab") as file:
             file.write(b"\n" + markdown)
