@@ -138,6 +138,7 @@ class Figures:
     bound_s: float = 0.0
     window_s: float = 0.0
     start_to_last_s: float = 0.0
+    tail_s: float = 0.0  # the last BatchDispatched to the rollout's end
     max_gap_s: float = 0.0
     lost_in_gaps_s: float = 0.0  # the excess of every gap over 1 / QPS, summed
     resolve_cpu_s: float = 0.0
@@ -198,6 +199,7 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
         gaps = [b - a for a, b in itertools.pairwise(times)]
         figures.window_s = times[-1] - times[0]
         figures.start_to_last_s = times[-1] - started
+        figures.tail_s = figures.rollout_s - figures.start_to_last_s
         figures.max_gap_s = max(gaps, default=0.0)
         interval = 1 / cfg.run_command_qps
         figures.lost_in_gaps_s = sum(max(gap - interval, 0.0) for gap in gaps)
@@ -310,6 +312,10 @@ def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) 
             f"[{mark(ok_fraction)}]"
         ),
         f"  bound / (rollout start to last dispatch): {from_start:.3f}",
+        (
+            f"tail (last dispatch to the rollout's end): {f.tail_s:.2f} s; commands take "
+            f"{cfg.duration_min:g}-{cfg.duration_max:g} s after a {cfg.delivery_delay:g} s delivery"
+        ),
         (
             f"Describe calls per instance, tracking (DescribeInvocations + Results): "
             f"{tracking:.4f} (target <= {TARGET_DESCRIBE_PER_INSTANCE})  [{mark(ok_describe)}]"

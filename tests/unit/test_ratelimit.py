@@ -140,10 +140,11 @@ async def test_shared_bucket_paces_different_describe_actions_together():
 
 
 def test_defaults_and_overrides_show_in_the_rates():
-    """10/20/10 by default; a plan's qps overrides a bucket; other actions get 10/s."""
+    """50/100/50 by default (a high start, for AIMD to come down from); a plan's qps
+    overrides a bucket; other actions get 10/s."""
     limiter = RateLimiter(ManualClock(), {"Describe": 5})
-    assert dict(DEFAULT_RATES) == {"RunCommand": 10.0, "Describe": 20.0, "StopInvocation": 10.0}
-    assert limiter.rates() == {"Describe": 5.0, "RunCommand": 10.0, "StopInvocation": 10.0}
+    assert dict(DEFAULT_RATES) == {"RunCommand": 50.0, "Describe": 100.0, "StopInvocation": 50.0}
+    assert limiter.rates() == {"Describe": 5.0, "RunCommand": 50.0, "StopInvocation": 50.0}
     assert limiter.rate("SomethingNew") == OTHER_ACTIONS_RATE
 
 
