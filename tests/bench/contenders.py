@@ -10,12 +10,14 @@ twice, nothing was left out.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from orchestrator.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
@@ -106,23 +108,54 @@ def run_tool(url: str, home: Path) -> Figures:
     }
     command = [sys.executable, "-m", "orchestrator", "run", str(plan), "--endpoint", url]
     command += ["--state-dir", str(home / "state"), "--report-dir", str(home / "report")]
+    started_at = datetime.now(UTC)
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [*command, "--quiet", "--log-format", "json"],
+        [*command, "--verbose", "--log-format", "json"],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     wall = time.perf_counter() - started
+    ended_at = datetime.now(UTC)
     if done.returncode != 0:
         raise SystemExit(f"orchestrator run exited {done.returncode}:\n{done.stderr[-2000:]}")
     report = json.loads((home / "report" / "report.json").read_text())
     usage = Usage.children()
-    detail = f"peak RSS {usage.peak_rss_mb:.0f} MB, CPU {usage.cpu_s:.1f} s (the CLI process)"
+    detail = (
+        f"peak RSS {usage.peak_rss_mb:.0f} MB, CPU {usage.cpu_s:.1f} s (the CLI process); "
+        f"{phases(done.stderr, started_at, ended_at)}"
+    )
     api = report["api"]
     succeeded = int(report["counts"]["succeeded"])
     return Figures(wall, dict(api["calls"]), int(api["throttles"]), succeeded, detail)
+
+
+def phases(log: str, started_at: datetime, ended_at: datetime) -> str:
+    """Where the CLI's wall time went, from its JSON log lines' timestamps: start-up and
+    the targets step (to `run.started`), dispatch (to the last `batch.dispatched`), the
+    tail (to `run.finished`) and the exit (reports written, process gone)."""
+    stamps: dict[str, datetime] = {}
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") in {
+            "run.started",
+            "batch.dispatched",
+            "run.finished",
+        }:
+            stamps[entry["event"]] = datetime.fromisoformat(entry["timestamp"])
+    if len(stamps) < 3:
+        return "phases: not in the log"
+    marks = [started_at, stamps["run.started"], stamps["batch.dispatched"]]
+    marks += [stamps["run.finished"], ended_at]
+    names = ("start-up + targets", "dispatch", "tail", "exit")
+    pairs = itertools.pairwise(marks)
+    spans = (f"{n} {(b - a).total_seconds():.1f} s" for n, (a, b) in zip(names, pairs, strict=True))
+    return "phases: " + ", ".join(spans)
 
 
 def sdk_script(workers: int) -> Run:
