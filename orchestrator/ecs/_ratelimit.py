@@ -5,8 +5,9 @@ RunCommand) asks `RateLimiter.acquire(action)` first. Actions share buckets: `Ru
 `Describe` (every Describe* action) and `StopInvocation`; any other action has a bucket of
 its own. A bucket is a GCRA token bucket (a reservation per caller, so waiters are served
 in arrival order and every wait is one exact `Clock.sleep`). It adapts like TCP (AIMD): a
-throttling answer cuts the bucket's rate multiplicatively, each success adds a little back,
-up to the configured rate. The limiter also counts what it saw (calls per action,
+throttling answer cuts the bucket's rate multiplicatively (and the calls already waiting
+reserve again at the new rate), each success adds a little back, up to the configured
+rate. The limiter also counts what it saw (calls per action,
 throttles, current rates) for progress lines and reports.
 """
 
@@ -80,6 +81,7 @@ class _Bucket:
     # rate if nobody had saved up a burst.
     due: float
     last_cut: float = float("-inf")
+    cuts: int = 0  # how many times a throttle cut the rate: waiters compare it on waking
 
 
 class RateLimiter:
@@ -139,17 +141,28 @@ class RateLimiter:
         return bucket
 
     async def acquire(self, action: str) -> None:
-        """Wait until `action` may be sent; the wait is reserved at once (FIFO)."""
+        """Wait until `action` may be sent; the wait is reserved at once (FIFO).
+
+        A call that was waiting when a throttle cut the rate takes a new reservation
+        when it wakes: its slot was spaced for the old rate, and the dispatcher keeps up
+        to two seconds' worth of RunCommands waiting here, so without this a high start
+        would keep sending at the old rate for that long after the endpoint said no.
+        Those calls re-reserve in the order they wake, which is their old order."""
         bucket = self._bucket(action)
-        now = self._clock.monotonic()
-        interval = 1.0 / bucket.rate
-        due = max(bucket.due, now)
-        # A bucket may run `burst - 1` intervals ahead of its schedule.
-        allowed = due - (self._burst - 1.0) * interval
-        bucket.due = due + interval
         self._calls[action] += 1
-        if allowed > now:
+        while True:
+            now = self._clock.monotonic()
+            interval = 1.0 / bucket.rate
+            due = max(bucket.due, now)
+            # A bucket may run `burst - 1` intervals ahead of its schedule.
+            allowed = due - (self._burst - 1.0) * interval
+            bucket.due = due + interval
+            if allowed <= now:
+                return
+            cuts = bucket.cuts
             await self._clock.sleep(allowed - now)
+            if bucket.cuts == cuts:
+                return
 
     def throttled(self, action: str) -> None:
         """The endpoint answered `action` with a Throttling code: slow its bucket down."""
@@ -160,8 +173,13 @@ class RateLimiter:
             floor = min(self._floor, bucket.configured)
             bucket.rate = max(floor, bucket.rate * self._decrease)
             bucket.last_cut = now
-        # No saved-up burst survives a throttle: the next call waits one new interval.
-        bucket.due = max(bucket.due, now + self._burst / bucket.rate)
+            bucket.cuts += 1
+            # The reservations made so far were at the old rate; every call still
+            # waiting on one reserves again when it wakes (`acquire`), so they are
+            # dropped, and no saved-up burst survives: the next call waits one interval.
+            bucket.due = now + self._burst / bucket.rate
+        else:
+            bucket.due = max(bucket.due, now + self._burst / bucket.rate)
         notice = ThrottleNotice(action, bucket_of(action), bucket.rate)
         for listener in list(self._listeners):
             listener(notice)
