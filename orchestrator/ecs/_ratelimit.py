@@ -5,8 +5,9 @@ RunCommand) asks `RateLimiter.acquire(action)` first. Actions share buckets: `Ru
 `Describe` (every Describe* action) and `StopInvocation`; any other action has a bucket of
 its own. A bucket is a GCRA token bucket (a reservation per caller, so waiters are served
 in arrival order and every wait is one exact `Clock.sleep`). It adapts like TCP (AIMD): a
-throttling answer cuts the bucket's rate multiplicatively, each success adds a little back,
-up to the configured rate. The limiter also counts what it saw (calls per action,
+throttling answer cuts the bucket's rate multiplicatively (and the calls already waiting
+reserve again at the new rate), each success adds a little back, up to the configured
+rate. The limiter also counts what it saw (calls per action,
 throttles, current rates) for progress lines and reports.
 """
 
@@ -23,11 +24,17 @@ if TYPE_CHECKING:
 
     from orchestrator.clock import Clock
 
-# Alibaba Cloud publishes no per-API QPS limit for these actions (only a per-account
-# flow control answered with `Throttling*`), so these defaults are our conservative
-# guesses (unconfirmed); a plan's `limits.qps` overrides them.
+# Where to START, not a limit we believe in. Alibaba Cloud publishes no QPS for these
+# actions: its ECS "API throttling" page (unconfirmed which figures apply to an account)
+# says each action has a per-account, per-region threshold shown in Quota Center, and
+# answers past it with `Throttling*`. A rate set below the account's wastes the run's
+# time on every batch; a rate above it costs a few throttled answers at the start (each
+# retried, a RunCommand with its same ClientToken, so nothing runs twice) while the
+# bucket halves down to the account's rate, then holds it with AIMD. So we start high
+# (a 2,000-instance rollout dispatches in under a second at 50/s) and let the limiter
+# find the rate; a plan's `limits.qps` sets the ceiling where the account's is known.
 DEFAULT_RATES: Final[Mapping[str, float]] = MappingProxyType(
-    {"RunCommand": 10.0, "Describe": 20.0, "StopInvocation": 10.0}
+    {"RunCommand": 50.0, "Describe": 100.0, "StopInvocation": 50.0}
 )
 # An action without a bucket of its own (DescribeAccountAttributes is a Describe; this
 # covers anything added later).
@@ -74,6 +81,7 @@ class _Bucket:
     # rate if nobody had saved up a burst.
     due: float
     last_cut: float = float("-inf")
+    cuts: int = 0  # how many times a throttle cut the rate: waiters compare it on waking
 
 
 class RateLimiter:
@@ -133,17 +141,28 @@ class RateLimiter:
         return bucket
 
     async def acquire(self, action: str) -> None:
-        """Wait until `action` may be sent; the wait is reserved at once (FIFO)."""
+        """Wait until `action` may be sent; the wait is reserved at once (FIFO).
+
+        A call that was waiting when a throttle cut the rate takes a new reservation
+        when it wakes: its slot was spaced for the old rate, and the dispatcher keeps up
+        to two seconds' worth of RunCommands waiting here, so without this a high start
+        would keep sending at the old rate for that long after the endpoint said no.
+        Those calls re-reserve in the order they wake, which is their old order."""
         bucket = self._bucket(action)
-        now = self._clock.monotonic()
-        interval = 1.0 / bucket.rate
-        due = max(bucket.due, now)
-        # A bucket may run `burst - 1` intervals ahead of its schedule.
-        allowed = due - (self._burst - 1.0) * interval
-        bucket.due = due + interval
         self._calls[action] += 1
-        if allowed > now:
+        while True:
+            now = self._clock.monotonic()
+            interval = 1.0 / bucket.rate
+            due = max(bucket.due, now)
+            # A bucket may run `burst - 1` intervals ahead of its schedule.
+            allowed = due - (self._burst - 1.0) * interval
+            bucket.due = due + interval
+            if allowed <= now:
+                return
+            cuts = bucket.cuts
             await self._clock.sleep(allowed - now)
+            if bucket.cuts == cuts:
+                return
 
     def throttled(self, action: str) -> None:
         """The endpoint answered `action` with a Throttling code: slow its bucket down."""
@@ -154,8 +173,13 @@ class RateLimiter:
             floor = min(self._floor, bucket.configured)
             bucket.rate = max(floor, bucket.rate * self._decrease)
             bucket.last_cut = now
-        # No saved-up burst survives a throttle: the next call waits one new interval.
-        bucket.due = max(bucket.due, now + self._burst / bucket.rate)
+            bucket.cuts += 1
+            # The reservations made so far were at the old rate; every call still
+            # waiting on one reserves again when it wakes (`acquire`), so they are
+            # dropped, and no saved-up burst survives: the next call waits one interval.
+            bucket.due = now + self._burst / bucket.rate
+        else:
+            bucket.due = max(bucket.due, now + self._burst / bucket.rate)
         notice = ThrottleNotice(action, bucket_of(action), bucket.rate)
         for listener in list(self._listeners):
             listener(notice)

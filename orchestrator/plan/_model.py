@@ -170,7 +170,8 @@ class Limits:
     None = only the rate limits bound it). `batch_size`: instances per RunCommand (the
     API's InstanceId.N limit: 50, up to 100 where the account's quota allows).
     `qps`: requests per second per API action (`RunCommand`, `Describe` for every
-    Describe* call, `StopInvocation`). `delivery_timeout`: seconds after dispatch after
+    Describe* call, `StopInvocation`); the ceilings the client's adaptive limiter starts
+    at, over `ecs.DEFAULT_RATES`. `delivery_timeout`: seconds after dispatch after
     which an instance that never started is undelivered. `ignore_quota`: start even when
     the daily invocation quota cannot cover the run.
     """

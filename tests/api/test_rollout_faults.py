@@ -174,3 +174,31 @@ async def test_when_results_can_no_longer_be_read_the_partial_result_is_reported
         assert finished.result.halt.reason == "tracking"
         assert set(finished.result.in_flight) == {i.instance_id for i in instances}
         assert finished.result.results == ()
+
+
+async def test_default_rates_above_the_endpoints_come_down_to_it():
+    """The default rates start high on purpose (RunCommand 50/s): against an endpoint
+    that allows a fifth of that (RunCommand 10/s, each Describe 20/s), the first calls
+    are throttled, the limiter comes down to the endpoint's rate instead of hammering it
+    (a few throttles, far fewer than accepted calls: sent at 50/s throughout, more than
+    half would be throttled), and the run completes, exactly once. On real time
+    (time_scale 1): a scaled clock would ask more calls per real second than one process
+    can send, and the endpoint would never throttle."""
+    slow = "throttle: {qps: 20, per_action: {RunCommand: 10}}"
+    fleet = fleet_yaml(300, top=slow).replace("time_scale: 0.01", "time_scale: 1")
+    async with simulated(fleet) as env:
+        assert env.limiter.rate("RunCommand") == 50.0
+        instances = await every_instance(env.client)
+        sink = RecordingSink()
+        result = await run_rollout(
+            plan_of(5), env.client, instances, run_id="r-aimd", clock=env.clock, sink=sink
+        )
+        assert result.counts()[Outcome.SUCCEEDED] == 300
+        accepted = env.sim.stats.count("RunCommand", "ok")
+        throttled = env.sim.stats.count("RunCommand", "Throttling")
+        assert accepted == 60
+        assert 0 < throttled <= accepted // 4
+        cuts = [n.rate for n in sink.of(Throttled) if n.action == "RunCommand"]
+        assert min(cuts) <= 10.0  # down to what the endpoint allows, at least
+        assert len(sink.of(Throttled)) == result.throttles
+        assert_exactly_once(env.sim, instances)

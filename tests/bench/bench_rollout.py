@@ -18,15 +18,10 @@ import gc
 import io
 import itertools
 import json
-import os
 import pstats
-import re
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,10 +38,20 @@ from orchestrator.plan import parse_plan
 from orchestrator.rollout import BatchDispatched, Outcome, _dispatcher, run_rollout
 from orchestrator.sim import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from orchestrator.targets import resolve
+from tests.bench.harness import (
+    TAG,
+    FleetSpec,
+    Probes,
+    Usage,
+    listed,
+    mark,
+    per_action_throttle,
+    say,
+    sim_stats,
+    simulator,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from orchestrator.plan import Plan
     from orchestrator.rollout import Event, RolloutResult
     from orchestrator.targets import Resolution
@@ -55,9 +60,6 @@ if TYPE_CHECKING:
 TARGET_FRACTION = 0.95
 TARGET_DESCRIBE_PER_INSTANCE = 0.05
 TARGET_PEAK_RSS_MB = 300.0
-ZONES = ("cn-hangzhou-h", "cn-hangzhou-i", "cn-hangzhou-j")
-TAG = ("bench", "rollout")
-_URL = re.compile(r"listening on (http://\S+)")
 _TRACKING = ("DescribeInvocations", "DescribeInvocationResults")
 
 
@@ -83,26 +85,15 @@ class Config:
     gc_freeze: bool = False  # move what resolve built out of the collector's sight
 
 
-def fleet_yaml(cfg: Config) -> str:
-    """N Running, online instances over three zones, one tag; real-time throttle/latency."""
-    return f"""\
-region: cn-hangzhou
-seed: 1
-time_scale: 1
-quotas: {{invocations_daily: {max(cfg.instances * 2, 10_000)}, commands: 500,
-          max_instances_per_call: 50}}
-throttle: {{qps: {cfg.sim_qps:g}}}
-faults: {{latency: {cfg.latency:g}}}
-generate:
-  - count: {cfg.instances}
-    zones: [{", ".join(ZONES)}]
-    tags: {{{TAG[0]}: {TAG[1]}}}
-behaviour:
-  default:
-    duration: {{min: {cfg.duration_min:g}, max: {cfg.duration_max:g}}}
-    delivery_delay: {cfg.delivery_delay:g}
-    output: "ok\\n"
-"""
+def fleet_of(cfg: Config) -> FleetSpec:
+    """N Running, online instances; real-time throttle (one rate for every action)."""
+    return FleetSpec(
+        cfg.instances,
+        latency=cfg.latency,
+        throttle=per_action_throttle(cfg.sim_qps),
+        duration=(cfg.duration_min, cfg.duration_max),
+        delivery_delay=cfg.delivery_delay,
+    )
 
 
 def plan_text(cfg: Config) -> str:
@@ -132,110 +123,6 @@ class DispatchTimes:
             self.times.append(time.perf_counter())
 
 
-class Diagnostics:
-    """Where dispatch time can go: API round trips per action (an aiohttp trace), garbage
-    collector pauses in this process, and event-loop lag (a 10 ms ticker) while it runs."""
-
-    def __init__(self) -> None:
-        self.round_trips: dict[str, list[float]] = {}
-        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
-        self.lag_max = 0.0
-        self.lag_over_50ms = 0.0  # total lag in ticks that were more than 50 ms late
-        self._gc_started = 0.0
-        self.trace = aiohttp.TraceConfig()
-        self.trace.on_request_start.append(self._request_start)
-        self.trace.on_request_end.append(self._request_end)
-
-    async def _request_start(self, _s: object, ctx: Any, params: Any) -> None:
-        ctx.action = params.headers.get("x-acs-action", "")
-        ctx.started = time.perf_counter()
-
-    async def _request_end(self, _s: object, ctx: Any, _params: object) -> None:
-        elapsed = time.perf_counter() - ctx.started
-        if not ctx.action:
-            return  # not an API call (the simulator's /_sim/stats)
-        self.round_trips.setdefault(ctx.action, []).append(elapsed)
-
-    def _gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
-
-    @contextmanager
-    def watching_gc(self) -> Iterator[None]:
-        gc.callbacks.append(self._gc)
-        try:
-            yield
-        finally:
-            gc.callbacks.remove(self._gc)
-
-    async def tick(self) -> None:
-        """Measure how late a 10 ms sleep wakes up, until cancelled.
-
-        The sleep is the probe itself (event-loop lag is how late it wakes), not a wait
-        for something to happen; this is a benchmark instrument, not a test."""
-        while True:
-            before = time.perf_counter()
-            await anyio.sleep(0.01)
-            late = time.perf_counter() - before - 0.01
-            self.lag_max = max(self.lag_max, late)
-            if late > 0.05:
-                self.lag_over_50ms += late
-
-    def round_trip_lines(self) -> list[str]:
-        """p50 / p99 / max per action: the time to the answer's headers."""
-        out = []
-        for action, times in sorted(self.round_trips.items()):
-            ordered = sorted(times)
-            p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
-            out.append(
-                f"  round trip {action}: n={len(ordered)} p50 {p50 * 1000:.0f} ms, "
-                f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
-            )
-        return out
-
-    def lines(self) -> list[str]:
-        out = self.round_trip_lines()
-        full = [t for g, t in self.gc_pauses if g == 2]
-        out.append(
-            f"  gc: {len(self.gc_pauses)} collections, {sum(t for _, t in self.gc_pauses):.2f} s; "
-            f"{len(full)} full, longest {max(full, default=0) * 1000:.0f} ms"
-        )
-        out.append(
-            f"  event-loop lag during the rollout: max {self.lag_max * 1000:.0f} ms, "
-            f"{self.lag_over_50ms:.2f} s in ticks over 50 ms late"
-        )
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Peak RSS (MB) and CPU seconds (user + sys) of a process so far."""
-
-    peak_rss_mb: float
-    cpu_s: float
-
-    @staticmethod
-    def self_() -> Usage:
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        return Usage(ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime)  # KB on Linux
-
-    @staticmethod
-    def of_pid(pid: int) -> Usage | None:
-        """From /proc (Linux); None where it cannot be read."""
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
-        return Usage(
-            int(hwm.group(1)) / 1024 if hwm else 0.0, (int(stat[11]) + int(stat[12])) / ticks
-        )
-
-
 @dataclass(slots=True)
 class Figures:
     """Everything measured in one run."""
@@ -251,6 +138,7 @@ class Figures:
     bound_s: float = 0.0
     window_s: float = 0.0
     start_to_last_s: float = 0.0
+    tail_s: float = 0.0  # the last BatchDispatched to the rollout's end
     max_gap_s: float = 0.0
     lost_in_gaps_s: float = 0.0  # the excess of every gap over 1 / QPS, summed
     resolve_cpu_s: float = 0.0
@@ -264,20 +152,6 @@ class Figures:
     resolve_round_trips: list[str] = field(default_factory=list)
 
 
-def start_simulator(fleet: Path) -> tuple[subprocess.Popen[str], str]:
-    """`python -m orchestrator sim --fleet FLEET --port 0`; its URL read from its stdout."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "orchestrator", "sim", "--fleet", str(fleet), "--port", "0"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603
-    assert proc.stdout is not None
-    for line in proc.stdout:  # blocks until the fleet is built and the port bound
-        found = _URL.search(line)
-        if found:
-            return proc, found.group(1)
-    proc.wait()
-    raise SystemExit(f"the simulator exited ({proc.returncode}) without printing its URL")
-
-
 async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
     """Resolve the targets and run the rollout, as `orchestrator run` does."""
     plan = parse_plan(plan_text(cfg))
@@ -286,7 +160,7 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
     if cfg.parallel_sends:
         # An experiment only: the constant is read when each wave's dispatch starts.
         _dispatcher.PARALLEL_SENDS = cfg.parallel_sends  # type: ignore[misc]
-    diag = Diagnostics()
+    diag = Probes()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
     session = aiohttp.ClientSession(timeout=timeout, trace_configs=[diag.trace])
     async with session:
@@ -317,8 +191,7 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
             cfg, url, plan, client, resolution, sink=dispatched, diag=diag
         )
         figures.rollout_s = time.perf_counter() - started
-        async with session.get(f"{url}/_sim/stats") as response:
-            figures.sim_stats = await response.json()
+        figures.sim_stats = await sim_stats(session, url)
     times = dispatched.times
     figures.batches = len(times)
     figures.bound_s = figures.batches / cfg.run_command_qps
@@ -326,6 +199,7 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
         gaps = [b - a for a, b in itertools.pairwise(times)]
         figures.window_s = times[-1] - times[0]
         figures.start_to_last_s = times[-1] - started
+        figures.tail_s = figures.rollout_s - figures.start_to_last_s
         figures.max_gap_s = max(gaps, default=0.0)
         interval = 1 / cfg.run_command_qps
         figures.lost_in_gaps_s = sum(max(gap - interval, 0.0) for gap in gaps)
@@ -345,7 +219,7 @@ async def journaled_rollout(
     resolution: Resolution,
     *,
     sink: DispatchTimes,
-    diag: Diagnostics,
+    diag: Probes,
 ) -> tuple[RolloutResult, int]:
     """The rollout, journaled as `orchestrator run` journals it (every ClientToken on
     disk before its send); the result and the journal's transactions."""
@@ -389,14 +263,6 @@ def describe(calls: dict[str, int], actions: tuple[str, ...] = ()) -> int:
     return sum(
         n for a, n in calls.items() if a.startswith("Describe") and (not actions or a in actions)
     )
-
-
-def listed(calls: dict[str, int]) -> str:
-    return ", ".join(f"{action} {n}" for action, n in sorted(calls.items()))
-
-
-def mark(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
 
 
 def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) -> bool:
@@ -447,6 +313,10 @@ def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) 
         ),
         f"  bound / (rollout start to last dispatch): {from_start:.3f}",
         (
+            f"tail (last dispatch to the rollout's end): {f.tail_s:.2f} s; commands take "
+            f"{cfg.duration_min:g}-{cfg.duration_max:g} s after a {cfg.delivery_delay:g} s delivery"
+        ),
+        (
             f"Describe calls per instance, tracking (DescribeInvocations + Results): "
             f"{tracking:.4f} (target <= {TARGET_DESCRIBE_PER_INSTANCE})  [{mark(ok_describe)}]"
         ),
@@ -474,7 +344,7 @@ def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) 
     if sim is not None:
         lines.append(f"simulator process: peak RSS {sim.peak_rss_mb:.1f} MB, CPU {sim.cpu_s:.1f} s")
     lines.append(f"simulator saw: {json.dumps(f.sim_stats, sort_keys=True)}")
-    print("\n".join(lines))  # noqa: T201
+    say(*lines)
     return ok_outcomes and ok_fraction and ok_describe and ok_rss
 
 
@@ -527,7 +397,7 @@ def run_profiled(cfg: Config, url: str, figures: Figures) -> None:
     profiler.dump_stats(cfg.profile)
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-    print(out.getvalue())  # noqa: T201
+    say(out.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -535,16 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     base = Usage.self_()  # an idle interpreter with every import done
     figures = Figures(cfg.instances)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
-        fleet = Path(tmp) / "fleet.yaml"
-        fleet.write_text(fleet_yaml(cfg))
-        proc, url = start_simulator(fleet)
-        try:
-            run_profiled(cfg, url, figures)
-            sim = Usage.of_pid(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp,
+        simulator(fleet_of(cfg), Path(tmp)) as sim_process,
+    ):
+        run_profiled(cfg, sim_process.url, figures)
+        sim = sim_process.usage()
     figures.wall_s = time.perf_counter() - started
     end = Usage.self_()
     ok = report(cfg, figures, base, end, sim)

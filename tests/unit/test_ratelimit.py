@@ -77,6 +77,31 @@ async def test_a_throttle_halves_the_rate_and_delays_the_next_call():
     assert clock.monotonic() == pytest.approx(0.2)
 
 
+async def test_a_cut_respaces_the_calls_already_waiting():
+    """4/s: five callers reserve t=0, 0.25, 0.5, 0.75 and 1; the first is throttled at
+    t=0.125 and the rate halves. The four still waiting go 0.5 s apart from the cut, in
+    their order, not in the slots they had reserved at the old rate."""
+    clock = ManualClock()
+    limiter = RateLimiter(clock, {"RunCommand": 4})
+    sent: list[tuple[int, float]] = []
+
+    async def call(number: int) -> None:
+        await limiter.acquire("RunCommand")
+        sent.append((number, clock.monotonic()))
+
+    async with anyio.create_task_group() as group:
+        for number in range(5):
+            group.start_soon(call, number)
+            await anyio.wait_all_tasks_blocked()
+        clock.advance(0.125)
+        limiter.throttled("RunCommand")
+        for _ in range(20):
+            clock.advance(0.125)
+            await anyio.wait_all_tasks_blocked()
+    assert sent == [(0, 0.0), (1, 0.625), (2, 1.125), (3, 1.625), (4, 2.125)]
+    assert limiter.stats().calls == {"RunCommand": 5}  # one attempt each, not one a wake
+
+
 async def test_throttles_answering_calls_sent_before_a_cut_count_once():
     """Three throttles within one interval cut once; one an interval later cuts again."""
     clock = ManualClock()
@@ -140,10 +165,11 @@ async def test_shared_bucket_paces_different_describe_actions_together():
 
 
 def test_defaults_and_overrides_show_in_the_rates():
-    """10/20/10 by default; a plan's qps overrides a bucket; other actions get 10/s."""
+    """50/100/50 by default (a high start, for AIMD to come down from); a plan's qps
+    overrides a bucket; other actions get 10/s."""
     limiter = RateLimiter(ManualClock(), {"Describe": 5})
-    assert dict(DEFAULT_RATES) == {"RunCommand": 10.0, "Describe": 20.0, "StopInvocation": 10.0}
-    assert limiter.rates() == {"Describe": 5.0, "RunCommand": 10.0, "StopInvocation": 10.0}
+    assert dict(DEFAULT_RATES) == {"RunCommand": 50.0, "Describe": 100.0, "StopInvocation": 50.0}
+    assert limiter.rates() == {"Describe": 5.0, "RunCommand": 50.0, "StopInvocation": 50.0}
     assert limiter.rate("SomethingNew") == OTHER_ACTIONS_RATE
 
 
