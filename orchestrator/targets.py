@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from orchestrator import api
-from orchestrator.ecs import PATIENT_READS, single_error
+from orchestrator.ecs import PATIENT_READS
+from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping

@@ -40,8 +40,8 @@ from orchestrator.rollout import (
     RunControl,
     order_for,
     run_rollout,
-    single_error,
 )
+from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -8,7 +8,7 @@ read them without depending on the client.
 from orchestrator.ecs._build import build_provider
 from orchestrator.ecs._chain import ResolvedCredentials, resolve_credentials
 from orchestrator.ecs._client import DEFAULT_RETRY, EcsClient, endpoint_for_region
-from orchestrator.ecs._concurrently import gather_in_order, single_error
+from orchestrator.ecs._concurrently import gather_in_order
 from orchestrator.ecs._credentials import Credentials, Secret
 from orchestrator.ecs._http import Session
 from orchestrator.ecs._providers import (
@@ -70,5 +70,4 @@ __all__ = [
     "error_code_of",
     "gather_in_order",
     "resolve_credentials",
-    "single_error",
 ]

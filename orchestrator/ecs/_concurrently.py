@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from orchestrator.taskgroups import single_error
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
@@ -38,19 +40,3 @@ async def gather_in_order(jobs: Sequence[Callable[[], Awaitable[T]]], *, at_once
     except BaseExceptionGroup as errors:
         raise single_error(errors) from errors
     return [results[index] for index in range(len(jobs))]
-
-
-def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first real error inside nested task-group errors (cancellations aside): the one
-    that cancelled the others. The whole group when it holds nothing else."""
-    leaves: list[BaseException] = []
-
-    def collect(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                collect(inner)
-        elif not isinstance(error, anyio.get_cancelled_exc_class()):
-            leaves.append(error)
-
-    collect(group)
-    return leaves[0] if leaves else group

@@ -36,7 +36,7 @@ from orchestrator.errors import JournalError
 from orchestrator.journal._header import RunHeader, create_file, reopen_file
 from orchestrator.journal._rows import RECORDED, ExitCodeRow, Item, WavePassed, write_items
 from orchestrator.journal._schema import checkpoint
-from orchestrator.rollout._wave import single_error
+from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

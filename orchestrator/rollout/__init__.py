@@ -90,7 +90,7 @@ from orchestrator.rollout._results import (
 from orchestrator.rollout._runner import run_rollout
 from orchestrator.rollout._tags import PLAN_DIGEST_TAG_KEY, PLAN_TAG_KEY, RUN_TAG_KEY
 from orchestrator.rollout._verify import VERIFY_COMMAND_NAME
-from orchestrator.rollout._wave import ShapedWave, shape_waves, single_error
+from orchestrator.rollout._wave import ShapedWave, shape_waves
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -168,7 +168,6 @@ __all__ = [
     "plan_waves",
     "run_rollout",
     "shape_waves",
-    "single_error",
     "split_batches",
     "spread",
     "threshold_of",

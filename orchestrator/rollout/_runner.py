@@ -69,8 +69,8 @@ from orchestrator.rollout._wave import (
     ShapedWave,
     WaveRunner,
     shape_waves,
-    single_error,
 )
+from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

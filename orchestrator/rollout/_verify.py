@@ -31,7 +31,8 @@ from orchestrator.rollout._ledger import RunLedger
 from orchestrator.rollout._outcome import Outcome
 from orchestrator.rollout._results import Halt, InstanceResult
 from orchestrator.rollout._tracker import InvocationTracker
-from orchestrator.rollout._wave import STOP_SEND_GRACE, dispatch_and_track, single_error
+from orchestrator.rollout._wave import STOP_SEND_GRACE, dispatch_and_track
+from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

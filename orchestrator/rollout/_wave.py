@@ -23,6 +23,7 @@ from orchestrator.rollout._batches import plan_waves, split_batches
 from orchestrator.rollout._events import BreachStopSent, GateEvaluated
 from orchestrator.rollout._gates import Verdict, threshold_of
 from orchestrator.rollout._results import Halt
+from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -201,18 +202,3 @@ async def dispatch_and_track(
         raise single_error(group_error) from group_error
     if failures:
         raise failures[0]
-
-
-def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error inside nested task-group errors (cancellations aside)."""
-    leaves: list[BaseException] = []
-
-    def collect(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                collect(inner)
-        elif not isinstance(error, anyio.get_cancelled_exc_class()):
-            leaves.append(error)
-
-    collect(group)
-    return leaves[0] if len(leaves) == 1 else group

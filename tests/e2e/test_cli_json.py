@@ -123,6 +123,24 @@ async def cli(
     return await anyio.to_thread.run_sync(call)
 
 
+async def at_once(
+    done: dict[str, subprocess.CompletedProcess[str]],
+    commands: dict[str, tuple[str, ...]],
+    home: Path,
+    sim: RunningSimulator,
+    *,
+    where: bool = False,
+) -> None:
+    """Each of `commands` run side by side, its result in `done` under its name."""
+
+    async def one(name: str, args: tuple[str, ...]) -> None:
+        done[name] = await cli(home, sim, *args, where=where)
+
+    async with anyio.create_task_group() as group:
+        for name, args in commands.items():
+            group.start_soon(one, name, args)
+
+
 @pytest.fixture(scope="module")
 async def session(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Session]:
     """Both runs, then every --json command once (and `show` for people)."""
@@ -134,29 +152,39 @@ async def session(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ses
         found = Session(home)
         done = found.done
         passes, halts = str(home / "passes.yaml"), str(home / "halts.yaml")
-        done["plan"] = await cli(home, sim, "plan", passes, "--json", where=True)
-        done["plan-text"] = await cli(home, sim, "plan", passes, where=True)
+        # The read-only commands do not depend on one another: each group runs at once
+        # (a CLI process spends most of its time starting up, on a core of its own).
+        await at_once(
+            done,
+            {
+                "plan": ("plan", passes, "--json"),
+                "plan-text": ("plan", passes),
+                "instances": ("instances", "--json"),
+            },
+            home,
+            sim,
+            where=True,
+        )
         done["validate"] = await cli(
             home, sim, "validate", passes, str(home / "broken.yaml"), "--json"
         )
-        done["instances"] = await cli(home, sim, "instances", "--json", where=True)
         done["run-passes"] = await cli(
             home, sim, "run", passes, "--output-dir", str(home / "out"), where=True
         )
         done["run-halts"] = await cli(home, sim, "run", halts, where=True)
         found.passed = run_id_of(done["run-passes"].stdout)
         found.halted = run_id_of(done["run-halts"].stdout)
-        done["runs"] = await cli(home, sim, "runs", "--json")
+        reads: dict[str, tuple[str, ...]] = {"runs": ("runs", "--json")}
         for tag, run in (("passed", found.passed), ("halted", found.halted)):
-            done[f"status-{tag}"] = await cli(home, sim, "status", run, "--json")
-            done[f"show-{tag}"] = await cli(home, sim, "show", run, "--json")
-            done[f"show-{tag}-text"] = await cli(home, sim, "show", run)
+            reads[f"status-{tag}"] = ("status", run, "--json")
+            reads[f"show-{tag}"] = ("show", run, "--json")
+            reads[f"show-{tag}-text"] = ("show", run)
         for instance in ("i-web1", "i-offline1"):
-            shown = ("show", found.passed, instance)
-            done[f"show-{instance}"] = await cli(home, sim, *shown, "--json")
-            done[f"show-{instance}-text"] = await cli(home, sim, *shown)
-        done["show-unknown"] = await cli(home, sim, "show", found.passed, "i-nope", "--json")
-        done["status-unknown"] = await cli(home, sim, "status", "no-such-run", "--json")
+            reads[f"show-{instance}"] = ("show", found.passed, instance, "--json")
+            reads[f"show-{instance}-text"] = ("show", found.passed, instance)
+        reads["show-unknown"] = ("show", found.passed, "i-nope", "--json")
+        reads["status-unknown"] = ("status", "no-such-run", "--json")
+        await at_once(done, reads, home, sim)
         yield found
 
 
