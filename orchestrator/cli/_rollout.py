@@ -32,6 +32,7 @@ from orchestrator.cli._concurrency import check_live_runs, plan_lock, refuse_int
 from orchestrator.cli._dry_run import print_dry_run, print_resolution
 from orchestrator.cli._execute import Job, execute, not_resumable
 from orchestrator.cli._exit import ExitCode, make_console, run_async
+from orchestrator.cli._heap import paused_collector
 from orchestrator.cli._json_output import CheckedFile, emit, plan_document, validate_document
 from orchestrator.cli._outputs import OutputOptions
 from orchestrator.cli._overrides import apply_overrides, overrides_line, reported_origin
@@ -268,7 +269,8 @@ async def begin_run(
             f"run {run_id}: plan {plan.name} against {conn.description}, region {conn.region}",
             soft_wrap=True,  # one line: scripts and other shells read the run id from it
         )
-        resolution = await resolve(plan.targets, plan.command.type, conn.client)
+        with paused_collector():  # what the listing builds lives to the end (`_heap`)
+            resolution = await resolve(plan.targets, plan.command.type, conn.client)
         if start.narrow is not None:
             resolution = start.narrow(resolution)
         print_resolution(console, resolution)

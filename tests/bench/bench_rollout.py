@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import io
 import itertools
 import json
@@ -31,6 +30,7 @@ import aiohttp
 import anyio
 
 import orchestrator
+from orchestrator.cli._heap import frozen_heap, paused_collector
 from orchestrator.clock import SystemClock
 from orchestrator.ecs import Credentials, EcsClient, RateLimiter
 from orchestrator.journal import RunHeader, create_journal, journal_path
@@ -82,7 +82,6 @@ class Config:
     # rate limiter, and more RunCommands in the air than the dispatcher's PARALLEL_SENDS.
     burst: float = 1.0
     parallel_sends: int = 0
-    gc_freeze: bool = False  # move what resolve built out of the collector's sight
 
 
 def fleet_of(cfg: Config) -> FleetSpec:
@@ -174,7 +173,8 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
         )
         before = Usage.self_()
         started = time.perf_counter()
-        resolution = await resolve(plan.targets, plan.command.type, client)
+        with paused_collector():  # as `orchestrator run` lists the fleet
+            resolution = await resolve(plan.targets, plan.command.type, client)
         figures.resolve_s = time.perf_counter() - started
         after = Usage.self_()
         figures.resolve_cpu_s = after.cpu_s - before.cpu_s
@@ -182,14 +182,15 @@ async def run_once(cfg: Config, url: str, figures: Figures) -> RolloutResult:
         figures.resolve_calls = dict(limiter.stats().calls)
         figures.runnable = len(resolution.runnable)
         figures.resolve_round_trips = diag.round_trip_lines()
-        if cfg.gc_freeze:
-            gc.freeze()  # an experiment: full collections no longer scan these objects
         diag.round_trips.clear()  # from here on: the rollout's calls only
         dispatched = DispatchTimes()
         started = time.perf_counter()
-        result, figures.journal_transactions = await journaled_rollout(
-            cfg, url, plan, client, resolution, sink=dispatched, diag=diag
-        )
+        # As `orchestrator run` runs it (`cli._execute`): what the targets step built is
+        # frozen out of the collector's full scans for the run.
+        with frozen_heap():
+            result, figures.journal_transactions = await journaled_rollout(
+                cfg, url, plan, client, resolution, sink=dispatched, diag=diag
+            )
         figures.rollout_s = time.perf_counter() - started
         figures.sim_stats = await sim_stats(session, url)
     times = dispatched.times
@@ -290,7 +291,6 @@ def report(cfg: Config, f: Figures, base: Usage, end: Usage, sim: Usage | None) 
             f"simulator throttle {cfg.sim_qps:g}/s per action"
             + (f"; EXPERIMENT burst {cfg.burst:g}" if cfg.burst != 1 else "")
             + (f"; EXPERIMENT parallel sends {cfg.parallel_sends}" if cfg.parallel_sends else "")
-            + ("; EXPERIMENT gc.freeze() after resolve" if cfg.gc_freeze else "")
         ),
         f"outcomes: {f.outcomes}{halt}  [{mark(ok_outcomes)}]",
         (
@@ -371,15 +371,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument(
         "--parallel-sends", type=int, default=0, help="experiment: RunCommands in the air"
     )
-    p.add_argument(
-        "--gc-freeze", action="store_true", help="experiment: gc.freeze() after resolving"
-    )
     a = p.parse_args(argv)
     sim_qps = a.sim_qps or 5 * max(a.qps, a.describe_qps)
     return Config(
         a.instances, a.qps, a.describe_qps, a.batch_size, a.latency, sim_qps,
         a.duration[0], a.duration[1], a.delivery_delay, a.profile, a.json_out,
-        a.burst, a.parallel_sends, a.gc_freeze,
+        a.burst, a.parallel_sends,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from orchestrator.cli._heap import paused_collector
 from orchestrator.clock import SystemClock
 from orchestrator.ecs import DEFAULT_RATES, Credentials, EcsClient, RateLimiter
 from orchestrator.plan import parse_plan
@@ -90,7 +91,8 @@ async def resolve_once(url: str, instances: int, describe_qps: float) -> Targets
         before = Usage.self_()
         async with anyio.create_task_group() as ticker:
             ticker.start_soon(probes.tick)
-            with probes.watching_gc():
+            # As `orchestrator run` lists the fleet: the collector paused (`cli._heap`).
+            with probes.watching_gc(), paused_collector():
                 started = time.perf_counter()
                 resolution = await resolve(plan.targets, plan.command.type, client)
                 seconds = time.perf_counter() - started
