@@ -14,18 +14,18 @@ every page adds instances that will live to the end, so the collections it trigg
 times in a listing) find nothing to free; the pages themselves are freed by reference
 counting as ever. The one full collection that follows reclaims any cycle made meanwhile.
 
-`frozen_heap()` runs one full collection first (the CPython documentation's advice:
-what is garbage now would otherwise be frozen with the rest and never reclaimed, a
-frozen cycle is never collected), then `gc.freeze()` moves every surviving object into
-the permanent generation for the run. Reference counting still frees a frozen object
-whose last reference goes; only the cycle detector stops looking at them. What the run settles
+`frozen_heap()` runs one full collection first (the CPython documentation's advice: what
+is garbage now would otherwise be frozen with the rest and never reclaimed, a frozen
+cycle is never collected), then `gc.freeze()` moves every surviving object into the
+permanent generation for the run. Reference counting still frees a frozen object whose
+last reference goes; only the cycle detector stops looking at them. What the run settles
 lives to its end as well (each instance's result and output), and would make every full
 collection of a long run walk all of it again: so every `REFREEZE_EVERY` seconds a
 thread freezes what survived since, and a full collection walks at most that long's
 allocations (a cycle that became garbage in that window waits for the unfreeze). On exit
 `gc.unfreeze()` gives them back to the oldest generation, so a process that goes on
-after the run (tests, a rollback run after a breach in the same process, a library
-user) leaks nothing.
+after the run (tests, a rollback run after a breach in the same process, a library user)
+leaks nothing.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # DescribeCloudAssistantStatus takes 100 InstanceId.N (api.ASSISTANT_STATUS_MAX_IDS, DOC
 # 2024-12); the older documented limit was 50 (DOC21), which every endpoint takes, so an
 # older endpoint is served with `EcsClient(assistant_status_ids=50)`.
+
 # Status calls in the air at once. The rate limiter paces them; this only lets their round
 # trips overlap (the targets step is bound by the Describe rate, not by the latency).
 STATUS_CALLS_AT_ONCE: Final = 8
