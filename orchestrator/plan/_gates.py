@@ -4,7 +4,8 @@ and `verify`, in a wave or in the plan's `wave_defaults`.
 `read_gates` reads the gate keys one mapping gives into a `Gates` (None = not given
 there); `Gates.over(defaults)` fills what a wave leaves out from `wave_defaults`, and
 `Gates.wave` builds the `Wave`, the model's defaults filling what neither gives. Plan
-rules: `max-errors` (a count ≥ 0 or a percentage in [0, 100]), `max-concurrency`, `pause`
+rules: `max-errors` (a count ≥ 0 or a percentage in [0, 100]), `max-concurrency`, the
+zone budgets (`_zone_budgets.py`: `max-errors-per-zone`, `max-concurrency-per-zone`), `pause`
 (a duration, at most 24 h), `verify-type` (a verify for the other OS family than the
 command's could run nowhere), `verify-parameters`. A verify is a RunCommand of its own
 (content, type and timeout only: the agent's default user and directory, no container),
@@ -34,6 +35,7 @@ from orchestrator.plan._values import (
     parse_duration,
     parse_threshold,
 )
+from orchestrator.plan._zone_budgets import read_zone_budgets
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,7 +45,15 @@ if TYPE_CHECKING:
     from orchestrator.plan._model import Command
     from orchestrator.plan._script import ScriptPlaces
 
-GATE_KEYS: Final = ("max_errors", "max_concurrency", "pause", "approval", "verify")
+GATE_KEYS: Final = (
+    "max_errors",
+    "max_concurrency",
+    "pause",
+    "approval",
+    "verify",
+    "max_errors_per_zone",
+    "max_concurrency_per_zone",
+)
 VERIFY_KEYS: Final = ("content", "script", "type", "timeout")
 PAUSE_MAX: Final = 24 * 3600.0  # seconds
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
@@ -77,6 +87,8 @@ class Gates:
     pause: float | None = None
     approval: bool | None = None
     verify: Verify | Literal[False] | None = None
+    max_errors_per_zone: Amount | None = None
+    max_concurrency_per_zone: Amount | None = None
 
     def over(self, defaults: Gates) -> Gates:
         """These gates, with what they leave out taken from `defaults`."""
@@ -86,6 +98,10 @@ class Gates:
             pause=_pick(self.pause, defaults.pause),
             approval=_pick(self.approval, defaults.approval),
             verify=_pick(self.verify, defaults.verify),
+            max_errors_per_zone=_pick(self.max_errors_per_zone, defaults.max_errors_per_zone),
+            max_concurrency_per_zone=_pick(
+                self.max_concurrency_per_zone, defaults.max_concurrency_per_zone
+            ),
         )
 
     def wave(self, name: str, size: Amount) -> Wave:
@@ -98,6 +114,8 @@ class Gates:
             pause=self.pause if self.pause is not None else _WAVE.pause,
             approval=self.approval if self.approval is not None else _WAVE.approval,
             verify=self.verify or None,
+            max_errors_per_zone=self.max_errors_per_zone,
+            max_concurrency_per_zone=self.max_concurrency_per_zone,
         )
 
 
@@ -122,6 +140,7 @@ def read_gates(section: Section, context: Context) -> Gates:
             findings.add(section.at("max_concurrency"), amount, "max-concurrency")
         else:
             concurrency = amount
+    per_zone = read_zone_budgets(section)
     approval = section.boolean("approval", default=False) if section.has("approval") else None
     verify = None
     if section.has("verify"):
@@ -132,6 +151,8 @@ def read_gates(section: Section, context: Context) -> Gates:
         pause=_pause(section),
         approval=approval,
         verify=verify,
+        max_errors_per_zone=per_zone.max_errors_per_zone,
+        max_concurrency_per_zone=per_zone.max_concurrency_per_zone,
     )
 
 

@@ -151,6 +151,14 @@ class Wave:
     overrides `limits.max_concurrency` for this wave (a percentage is of the wave).
     After the wave passes: `verify` runs, then `pause` seconds pass, then, with
     `approval`, a person (or `--approve`, or `orchestrator approve`) lets the next wave go.
+
+    Zone budgets (None = none): `max_errors_per_zone` tolerates that many counted errors
+    in each zone (a count, or a percentage of the zone's instances in this wave, floored,
+    frozen when the wave starts); the next one stops that zone (`order: spread`: its
+    other instances are not sent, in this wave or later ones, while the other zones go
+    on) or halts the rollout (`order: by_zone`). `max_concurrency_per_zone`: at most that
+    many of one zone's instances execute at once (a percentage is of the zone's share of
+    the wave).
     """
 
     name: str
@@ -160,6 +168,8 @@ class Wave:
     pause: float = 0.0
     approval: bool = False
     verify: Verify | None = None
+    max_errors_per_zone: Amount | None = None
+    max_concurrency_per_zone: Amount | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,11 +53,14 @@ from orchestrator.rollout._events import (
     WaveStarted,
     discard,
 )
+from orchestrator.rollout._gate_zones import ZoneBudgets
 from orchestrator.rollout._gates import (
     GateDecision,
     Verdict,
     VerifyOutcome,
     WaveGate,
+    ZoneCount,
+    ZoneVerdict,
     counts_against,
     threshold_of,
     threshold_text,
@@ -151,6 +154,9 @@ __all__ = [
     "WavePlan",
     "WaveStarted",
     "WaveSummary",
+    "ZoneBudgets",
+    "ZoneCount",
+    "ZoneVerdict",
     "bound_output",
     "build_request",
     "by_zone",

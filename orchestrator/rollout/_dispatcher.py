@@ -201,6 +201,7 @@ class Dispatcher:
         self._history = history
         self._waiting: anyio.CancelScope | None = None
         self.halt: Halt | None = None
+        self.stopped_zones: set[str] = set()  # zone budgets broken: none of theirs is sent
 
     def stop(self, halt: Halt) -> None:
         """Stop dispatching at once (a gate breached): no batch starts from now on."""
@@ -208,6 +209,15 @@ class Dispatcher:
             self.halt = halt
         if self._waiting is not None:
             self._waiting.cancel()
+
+    def stop_zone(self, zone: str) -> None:
+        """Send nothing more to `zone` (its `max_errors_per_zone` broke); the other zones
+        go on. Batches then hold one zone each (`_zone_batches.py`), so whole batches
+        are left out and no RunCommand's InstanceId list ever changes."""
+        self.stopped_zones.add(zone)
+
+    def _zone_stopped(self, instances: Sequence[Instance]) -> bool:
+        return any(instance.zone_id in self.stopped_zones for instance in instances)
 
     def _proceed(self) -> bool:
         """Asked by the client just before a RunCommand leaves: not after a halt."""
@@ -233,15 +243,18 @@ class Dispatcher:
                         self._follow_recorded(group, wave.name, batch)
                         started += 1
                         continue
-                    await self._slots.acquire(len(batch.instances))
+                    if self._zone_stopped(batch.instances):
+                        started += 1  # never sent: it ends NOT_SENT, naming its zone
+                        continue
+                    await self._slots.acquire(batch.instances)
                     try:
                         await senders.acquire()
                     except BaseException:
-                        self._slots.release(len(batch.instances))
+                        self._slots.release(batch.instances)
                         raise
                     if self._halted():  # stopped while this batch waited
                         senders.release()
-                        self._slots.release(len(batch.instances))
+                        self._slots.release(batch.instances)
                         break
                     group.start_soon(self._send_batch, wave.name, batch, senders)
                     started += 1
@@ -260,7 +273,7 @@ class Dispatcher:
         # Its instances may be running already: they take their slots without waiting
         # (they do occupy them), and what was never answered is sent again only if no
         # halt came (`_send` checks).
-        self._slots.take(len(batch.instances))
+        self._slots.take(batch.instances)
         group.start_soon(self._send, wave_name, batch, batch.instances, "")
 
     async def _send_batch(self, wave_name: str, batch: Batch, senders: anyio.Semaphore) -> None:
@@ -278,8 +291,8 @@ class Dispatcher:
         if recorded is not None and recorded.state in _FOLLOWED:
             await self._replay(wave_name, batch, instances, path, recorded)
             return
-        if self.halt is not None:
-            self._slots.release(len(instances))
+        if self.halt is not None or self._zone_stopped(instances):
+            self._slots.release(instances)
             if recorded is not None and recorded.state is BatchState.SENDING:
                 self._ledger.sending(ids)  # an earlier attempt's answer is unknown: it may run
             return
@@ -287,8 +300,8 @@ class Dispatcher:
             self._run_id, batch.wave, batch.index, path, token, ids, self._purpose
         )
         await self._before_dispatch(attempt)
-        if self._halted():  # a breach while the journal was writing
-            self._slots.release(len(instances))
+        if self._halted() or self._zone_stopped(instances):  # a breach while journaling
+            self._slots.release(instances)
             self._refused(attempt, BatchState.WITHDRAWN, "Halted", "a halt came first")
             return
         request = build_request(
@@ -303,7 +316,7 @@ class Dispatcher:
         except Withdrawn:
             # A halt came while it waited for its rate-limit token: nothing was sent.
             self._ledger.answered(ids, accepted=False)
-            self._slots.release(len(instances))
+            self._slots.release(instances)
             self._refused(attempt, BatchState.WITHDRAWN, "Halted", "a halt came first")
             return
         except OrchestratorError as error:
@@ -325,7 +338,7 @@ class Dispatcher:
         token = client_token(self._token_key, batch.wave, batch.index, path)
         ids = tuple(instance.instance_id for instance in instances)
         waiting = [i for i in instances if i.instance_id not in self._ledger.results]
-        self._slots.release(len(instances) - len(waiting))
+        self._slots.release([i for i in instances if i.instance_id in self._ledger.results])
         self._ledger.answered(ids, accepted=True)
         if waiting:
             self._tracker.watch(invoke_id, wave_name, waiting)
@@ -374,7 +387,7 @@ class Dispatcher:
             # one instance, it could be accepted now and run twice on the others.
             await self._halves(wave_name, batch, instances, path)
         elif instances[0].instance_id in self._ledger.results:
-            self._slots.release(len(instances))
+            self._slots.release(instances)
         else:  # REJECTED, and the result was not recorded before the earlier attempt ended
             self._reject(batch.wave, wave_name, instances[0], recorded.error_code, "")
 
@@ -415,7 +428,7 @@ class Dispatcher:
     def _reject(
         self, wave: int, wave_name: str, instance: Instance, code: str, message: str
     ) -> None:
-        self._slots.release(1)
+        self._slots.release([instance])
         self._sink(InstanceRejected(wave, instance.instance_id, code, message))
         self._ledger.record(
             InstanceResult(
@@ -431,7 +444,7 @@ class Dispatcher:
     def _stop(
         self, error: OrchestratorError, instances: Sequence[Instance], *, answered: bool = True
     ) -> None:
-        self._slots.release(len(instances))
+        self._slots.release(instances)
         if self.halt is not None:
             return
         code = error.code if isinstance(error, ApiError) else type(error).__name__

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from orchestrator.rollout._outcome import Outcome
 
@@ -86,6 +86,46 @@ def threshold_text(max_errors: Amount | None, size: int, threshold: int | None) 
     return str(threshold)
 
 
+class ZoneVerdict(enum.StrEnum):
+    """What a zone budget says about one zone in one wave."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password: within the zone's budget
+    BREACH = "breach"  # the zone's (T+1)-th counted error in this wave: the zone stops
+    STOPPED = "stopped"  # stopped in an earlier wave: nothing of it is sent any more
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneCount:
+    """One zone's numbers in one wave: its instances in the wave, the threshold frozen
+    from them, its counted errors and the verdict."""
+
+    zone: str
+    size: int
+    max_errors: Amount | None
+    threshold: int | None
+    errors: int
+    verdict: ZoneVerdict
+    failed: int = 0
+    undelivered: int = 0
+
+    @property
+    def limit_text(self) -> str:
+        """`1 (50% of 3)` and the like."""
+        return threshold_text(self.max_errors, self.size, self.threshold)
+
+    def summary(self) -> str:
+        """`zone cn-hangzhou-h breached: 2 errors > max_errors_per_zone 1 (50% of 3)`."""
+        noun = "error" if self.errors == 1 else "errors"
+        if self.verdict is ZoneVerdict.BREACH:
+            return (
+                f"zone {self.zone} breached: {self.errors} {noun} > "
+                f"max_errors_per_zone {self.limit_text}"
+            )
+        if self.verdict is ZoneVerdict.STOPPED:
+            return f"zone {self.zone} stopped in an earlier wave: none of its {self.size} sent"
+        return f"zone {self.zone}: {self.errors} {noun}, max_errors_per_zone {self.limit_text}"
+
+
 @dataclass(frozen=True, slots=True)
 class GateDecision:
     """One gate verdict with the numbers behind it.
@@ -105,6 +145,10 @@ class GateDecision:
     failed: int = 0
     undelivered: int = 0
     verify_failed: int = 0
+    # Zone budgets (`max_errors_per_zone`, `_gate_zones.py`): every zone of the wave with
+    # its numbers; `zone_breach`: the zone whose breach is this decision's, if one is.
+    zones: tuple[ZoneCount, ...] = ()
+    zone_breach: ZoneCount | None = None
 
     @property
     def limit_text(self) -> str:
@@ -114,11 +158,21 @@ class GateDecision:
     def summary(self) -> str:
         """`wave early breached: 3 errors > max_errors 2 (5% of 45)` and the like."""
         noun = "error" if self.errors == 1 else "errors"
+        if self.verdict is Verdict.BREACH and self.zone_breach is not None:
+            return f"wave {self.name} breached: {self.zone_breach.summary()}"
         if self.verdict is Verdict.BREACH:
             return f"wave {self.name} breached: {self.errors} {noun} > max_errors {self.limit_text}"
         if self.verdict is Verdict.INCONCLUSIVE:
             return f"wave {self.name} inconclusive: {self.reason}"
         return f"wave {self.name} passed: {self.errors} {noun}, max_errors {self.limit_text}"
+
+
+class ZoneCounter(Protocol):
+    """What a `WaveGate` asks of its zone budgets (`_gate_zones.ZoneBudgets`)."""
+
+    def observe(self, instance_id: str, outcome: Outcome) -> ZoneCount | None: ...
+
+    def counts(self) -> tuple[ZoneCount, ...]: ...
 
 
 class WaveGate:
@@ -137,6 +191,8 @@ class WaveGate:
         max_errors: Amount | None,
         *,
         count_undelivered: bool,
+        zones: ZoneCounter | None = None,
+        halt_on_zone: bool = False,
     ) -> None:
         self.wave = wave
         self.name = name
@@ -149,6 +205,10 @@ class WaveGate:
         self.undelivered = 0
         self.verify_failed = 0
         self.breach: GateDecision | None = None  # the decision at the (T+1)-th error
+        # `max_errors_per_zone`: a zone's breach stops the zone, or with `halt_on_zone`
+        # (`order: by_zone`) is the wave's breach.
+        self._zones = zones
+        self._halt_on_zone = halt_on_zone
 
     @property
     def errors(self) -> int:
@@ -163,28 +223,38 @@ class WaveGate:
         if instance_id in self._seen:
             return None
         self._seen.add(instance_id)
+        zone_breach = self._zones.observe(instance_id, outcome) if self._zones else None
         if outcome is Outcome.FAILED:
             self.failed += 1
         elif outcome is Outcome.UNDELIVERED:
             self.undelivered += 1
         if not counts_against(outcome, count_undelivered=self._count_undelivered):
             return None
-        return self._evaluate()
+        return self._evaluate(zone_breach)
 
     def verify_failures(self, count: int) -> GateDecision:
         """Add the instances whose verify failed, and re-evaluate."""
         self.verify_failed += count
         return self._evaluate()
 
-    def _evaluate(self) -> GateDecision:
+    def _evaluate(self, zone_breach: ZoneCount | None = None) -> GateDecision:
+        """The running decision; a PASS with `zone_breach` set says that zone stops."""
         if self.breach is not None:
             return self.breach
         if breaches(self.errors, self.threshold):
             self.breach = self.decision(Verdict.BREACH, "the (T+1)-th counted error")
             return self.breach
+        if zone_breach is not None and self._halt_on_zone:
+            reason = "a zone's (T+1)-th counted error (order: by_zone)"
+            self.breach = self.decision(Verdict.BREACH, reason, zone_breach=zone_breach)
+            return self.breach
+        if zone_breach is not None:
+            return self.decision(Verdict.PASS, "a zone stops", zone_breach=zone_breach)
         return self.decision(Verdict.PASS, "within max_errors")
 
-    def decision(self, verdict: Verdict, reason: str) -> GateDecision:
+    def decision(
+        self, verdict: Verdict, reason: str, *, zone_breach: ZoneCount | None = None
+    ) -> GateDecision:
         """The numbers as they stand, with `verdict`."""
         return GateDecision(
             wave=self.wave,
@@ -198,6 +268,8 @@ class WaveGate:
             failed=self.failed,
             undelivered=self.undelivered,
             verify_failed=self.verify_failed,
+            zones=self._zones.counts() if self._zones is not None else (),
+            zone_breach=zone_breach,
         )
 
     def final(self, *, inconclusive: str = "") -> GateDecision:

@@ -61,8 +61,10 @@ class Halt:
     got no answer after every retry: its batch may have run and is listed in
     `in_flight`; a resume re-sends the same token), "gate" (a hook said stop after a
     wave), "interrupted" (cancelled, e.g. Ctrl-C), "tracking" (results could no longer
-    be read). `wave` names the wave it happened in, `not_started` the waves that never
-    started because of it.
+    be read), "zone_breach" (the waves ran, but zones crossed their
+    `max_errors_per_zone` and were stopped, `order: spread`: `message` names them).
+    `wave` names the wave it happened in, `not_started` the waves that never started
+    because of it.
     """
 
     reason: str
@@ -141,6 +143,7 @@ class RolloutResult:
     finished_at: datetime | None = None
     halt: Halt | None = None
     in_flight: tuple[str, ...] = ()
+    stopped_zones: tuple[str, ...] = ()  # zones whose max_errors_per_zone broke
 
     def counts(self) -> dict[Outcome, int]:
         """Instances per outcome (every outcome present)."""

@@ -48,6 +48,7 @@ from orchestrator.rollout._events import (
     WavePaused,
     WaveStarted,
 )
+from orchestrator.rollout._gate_zones import ZoneBudgets, zone_halt, zone_stopped_reason
 from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
 from orchestrator.rollout._guard import PlanIdentity
 from orchestrator.rollout._history import NO_HISTORY, RunHistory
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from orchestrator.ecs import EcsClient, Instance, RateLimiterStats
     from orchestrator.plan import Plan
     from orchestrator.rollout._batches import WavePlan
+    from orchestrator.rollout._gates import ZoneCount
 
 
 async def run_rollout(
@@ -201,6 +203,7 @@ class _Rollout:
             history=history,
             plan=identity,
         )
+        self._stop_in_flight = plan.on_breach != "finish_in_flight"
         self._wave_runner = WaveRunner(
             dispatcher=self._dispatcher,
             tracker=self._tracker,
@@ -209,10 +212,12 @@ class _Rollout:
             sink=sink,
             clock=clock,
             # `rollback` stops what runs first: the rollback run starts after this one.
-            stop_in_flight=plan.on_breach != "finish_in_flight",
+            stop_in_flight=self._stop_in_flight,
         )
         self._times: dict[int, tuple[datetime, datetime]] = {}
         self._in_flight_at_breach = 0
+        # Zones whose `max_errors_per_zone` broke: zone → (the wave, its numbers then).
+        self._zone_stops: dict[str, tuple[str, ZoneCount]] = {}
         self._before = calls_before
         self._started = clock.now()
 
@@ -300,8 +305,15 @@ class _Rollout:
         shape = wave.plan
         now = self._clock.now()
         self._sink(WaveStarted(shape.index, shape.name, shape.size, len(shape.batches), now))
-        for result in self._prior(shape):
+        prior = self._prior(shape)
+        budgets = self._budgets(wave)
+        for result in prior:
             self._ledger.record(result)
+            # The zones it stopped, from the same numbers (thresholds frozen the same way).
+            breach = budgets.observe(result.instance_id, result.outcome) if budgets else None
+            if breach is not None:
+                self._stop_zone(shape.name, breach)
+        self._settle_zones(shape)
         self._times[shape.index] = (now, now)
         self._wave_finished(shape)
 
@@ -320,8 +332,16 @@ class _Rollout:
             shape.size,
             config.max_errors,
             count_undelivered=self._plan.count_undelivered,
+            zones=self._budgets(wave),
+            halt_on_zone=self._plan.order == "by_zone",
         )
-        run = await self._wave_runner.run(wave, gate, prior=self._prior(shape))
+        run = await self._wave_runner.run(
+            wave,
+            gate,
+            prior=self._prior(shape),
+            on_zone_stop=lambda count: self._stop_zone(shape.name, count),
+        )
+        self._settle_zones(shape)
         halt = self._dispatcher.halt
         if halt is not None:
             self._ledger.settle_not_sent(shape.instances, shape.name, not_sent_reason(halt))
@@ -354,6 +374,32 @@ class _Rollout:
         if not await self._hooks.after_wave(shape, results):
             return Halt("gate", message=f"a gate stopped the run after wave {shape.name!r}")
         return None
+
+    def _budgets(self, wave: ShapedWave) -> ZoneBudgets | None:
+        """The wave's zone budgets, frozen from its zones' sizes now (None: it has none)."""
+        if wave.config.max_errors_per_zone is None:
+            return None
+        return ZoneBudgets(
+            {i.instance_id: i.zone_id for i in wave.plan.instances},
+            wave.config.max_errors_per_zone,
+            count_undelivered=self._plan.count_undelivered,
+            stopped=self._zone_stops,
+        )
+
+    def _stop_zone(self, wave: str, count: ZoneCount) -> None:
+        """A zone's budget broke in `wave`: nothing more is sent to it, in any wave."""
+        if count.zone in self._zone_stops:
+            return
+        self._zone_stops[count.zone] = (wave, count)
+        self._dispatcher.stop_zone(count.zone)
+        if self._stop_in_flight:
+            self._tracker.stop_zone(count.zone)
+
+    def _settle_zones(self, shape: WavePlan) -> None:
+        """The instances of stopped zones that were never sent end NOT_SENT, saying why."""
+        for zone, (wave, count) in self._zone_stops.items():
+            members = [i for i in shape.instances if i.zone_id == zone]
+            self._ledger.settle_not_sent(members, shape.name, zone_stopped_reason(wave, count))
 
     def _wave_finished(self, shape: WavePlan) -> None:
         counts = self._ledger.counts(shape.instances)
@@ -410,9 +456,12 @@ class _Rollout:
         ledger = self._ledger
         not_started = tuple(w.plan.name for w in self._waves if w.plan.index not in self._times)
         for wave in self._waves:
+            self._settle_zones(wave.plan)
             ledger.settle_not_sent(wave.plan.instances, wave.plan.name, not_sent_reason(halt))
         if halt is not None and halt.reason in {"breach", "denied"}:
             halt = self._numbers(halt, not_started)
+        if halt is None and self._zone_stops:
+            halt = zone_halt(self._zone_stops)
         after = self._limiter.stats() if self._limiter is not None else None
         calls, throttles = _delta(self._before, after)
         in_flight = ledger.in_flight()
@@ -435,6 +484,7 @@ class _Rollout:
             finished_at=self._clock.now(),
             halt=halt,
             in_flight=tuple(i for i in ids if i in in_flight),
+            stopped_zones=tuple(self._zone_stops),
         )
 
     def _numbers(self, halt: Halt, not_started: tuple[str, ...]) -> Halt:

@@ -106,6 +106,7 @@ class InvocationTracker:
         self._nap_scope: anyio.CancelScope | None = None
         self._nap_until = 0.0
         self._stop_all = False
+        self._stop_zones: set[str] = set()  # zones whose budget broke: stopped from now on
         self._ended: list[Watched] = []  # seen ended by the listing under way
         self.breach_stopped: set[str] = set()  # instances sent StopInvocation after a breach
         # Told (invocations, instances) each time stops go out after a breach.
@@ -147,6 +148,13 @@ class InvocationTracker:
         any invocation accepted from now on. Returns (invocations, instances) stopped now."""
         self._stop_all = True
         return await self._stop_breached()
+
+    def stop_zone(self, zone: str) -> None:
+        """A zone crossed its `max_errors_per_zone`: its instances still running, now and
+        in any invocation accepted from now on, are sent StopInvocation at the next poll
+        (InstanceId.N names them: the other zones' instances run on)."""
+        self._stop_zones.add(zone)
+        self._poke()
 
     def _wake_up(self) -> None:
         self._wake.set()
@@ -339,7 +347,7 @@ class InvocationTracker:
             del self._active[invoke_id]
 
     async def _enforce_deadlines(self) -> None:
-        if self._stop_all:
+        if self._stop_all or self._stop_zones:
             await self._stop_breached()
         now = self._clock.monotonic()
         for watched in list(self._active.values()):
@@ -366,7 +374,9 @@ class InvocationTracker:
             targets = [
                 instance
                 for instance in watched.instances.values()
-                if not instance.done and instance.stop_requested_at is None
+                if not instance.done
+                and instance.stop_requested_at is None
+                and (self._stop_all or instance.instance.zone_id in self._stop_zones)
             ]
             if not targets:
                 continue
@@ -422,7 +432,7 @@ class InvocationTracker:
     def _release(self, instance: Watched) -> None:
         if not instance.released:
             instance.released = True
-            self._slots.release(1)
+            self._slots.release([instance.instance])
 
     def _result(
         self,

@@ -13,7 +13,7 @@ when the run is being cancelled, within a deadline of their own (style.md, item 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -23,10 +23,11 @@ from orchestrator.rollout._batches import plan_waves, split_batches
 from orchestrator.rollout._events import BreachStopSent, GateEvaluated
 from orchestrator.rollout._gates import Verdict, threshold_of
 from orchestrator.rollout._results import Halt
+from orchestrator.rollout._zone_batches import split_by_zone, zone_caps
 from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from orchestrator.clock import Clock
     from orchestrator.ecs import Instance
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from orchestrator.rollout._capacity import ExecutionSlots
     from orchestrator.rollout._dispatcher import Dispatcher
     from orchestrator.rollout._events import EventSink
-    from orchestrator.rollout._gates import GateDecision, WaveGate
+    from orchestrator.rollout._gates import GateDecision, WaveGate, ZoneCount
     from orchestrator.rollout._ledger import RunLedger
     from orchestrator.rollout._outcome import Outcome
     from orchestrator.rollout._results import InstanceResult
@@ -54,6 +55,7 @@ class ShapedWave:
     config: Wave
     cap: int | None  # instances executing at once (None: only the rate limits)
     threshold: int | None  # counted errors tolerated (None: no limit)
+    zone_caps: Mapping[str, int] = field(default_factory=dict)  # max_concurrency_per_zone
 
 
 def shape_waves(
@@ -68,6 +70,11 @@ def shape_waves(
     base = limits.max_concurrency.of(total) if limits.max_concurrency is not None else None
     if base == 0 and total:
         raise ValueError("max_concurrency must allow at least one instance")
+    # One zone per batch as soon as any wave has a zone budget (`_zone_batches.py`).
+    per_zone = any(
+        w.max_errors_per_zone is not None or w.max_concurrency_per_zone is not None
+        for w in plan.waves
+    )
     shaped = []
     waves = plan_waves(plan.waves, instances, batch_size=limits.batch_size, order=order)
     for wave, config in zip(waves, plan.waves, strict=True):
@@ -77,9 +84,13 @@ def shape_waves(
             raise ValueError(f"wave {wave.name}: max_concurrency must allow one instance")
         # A batch can never be larger than what may execute at once.
         size = min(limits.batch_size, cap) if cap else limits.batch_size
-        batches = split_batches(wave.index, wave.instances, size)
+        caps = zone_caps(config.max_concurrency_per_zone, wave.instances)
+        if per_zone:
+            batches = split_by_zone(wave.index, wave.instances, size, caps)
+        else:
+            batches = split_batches(wave.index, wave.instances, size)
         threshold = threshold_of(config.max_errors, wave.size)
-        shaped.append(ShapedWave(replace(wave, batches=batches), config, cap, threshold))
+        shaped.append(ShapedWave(replace(wave, batches=batches), config, cap, threshold, caps))
     return tuple(shaped)
 
 
@@ -115,11 +126,19 @@ class WaveRunner:
         self._stop_in_flight = stop_in_flight
 
     async def run(
-        self, wave: ShapedWave, gate: WaveGate, *, prior: Sequence[InstanceResult] = ()
+        self,
+        wave: ShapedWave,
+        gate: WaveGate,
+        *,
+        prior: Sequence[InstanceResult] = (),
+        on_zone_stop: Callable[[ZoneCount], None] | None = None,
     ) -> WaveRun:
         """Dispatch and track `wave` until every instance of it has an outcome. `prior`:
-        the results an earlier attempt of the run recorded; the gate counts them first."""
-        self._slots.resize(wave.cap)
+        the results an earlier attempt of the run recorded; the gate counts them first.
+        A zone whose `max_errors_per_zone` breaks (and does not halt the wave) stops at
+        once: nothing more of it is sent, its running instances are stopped with
+        `stop_in_flight`, and `on_zone_stop` hears of it."""
+        self._slots.resize(wave.cap, wave.zone_caps)
         outcome = WaveRun()
         breached = anyio.Event()
 
@@ -128,6 +147,13 @@ class WaveRunner:
             if decision is None or outcome.breach is not None:
                 return
             self._sink(GateEvaluated(decision))
+            if decision.zone_breach is not None and decision.verdict is Verdict.PASS:
+                zone = decision.zone_breach.zone
+                self._dispatcher.stop_zone(zone)
+                if self._stop_in_flight:
+                    self._tracker.stop_zone(zone)
+                if on_zone_stop is not None:
+                    on_zone_stop(decision.zone_breach)
             if decision.verdict is Verdict.BREACH:
                 outcome.breach = decision
                 # Running, or in a RunCommand still waiting for its answer.

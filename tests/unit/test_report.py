@@ -149,10 +149,29 @@ WAVES = (
 )
 
 
-def gate(wave: int, name: str, size: int, verdict: Verdict, **counts: int) -> GateDecision:
-    errors = counts.get("failed", 0) + counts.get("undelivered", 0) + counts.get("verify_failed", 0)
+def gate(
+    wave: int,
+    name: str,
+    size: int,
+    verdict: Verdict,
+    *,
+    failed: int = 0,
+    undelivered: int = 0,
+    verify_failed: int = 0,
+) -> GateDecision:
+    errors = failed + undelivered + verify_failed
     return GateDecision(
-        wave, name, size, Amount(0), 0, errors, verdict, "within max_errors", **counts
+        wave,
+        name,
+        size,
+        Amount(0),
+        0,
+        errors,
+        verdict,
+        "within max_errors",
+        failed=failed,
+        undelivered=undelivered,
+        verify_failed=verify_failed,
     )
 
 
