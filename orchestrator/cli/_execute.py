@@ -305,7 +305,7 @@ async def _watch_stop_marker(control: RunControl, clock: Clock, run_dir: Path) -
 def halt_exit_code(halt: Halt) -> ExitCode:
     """A gate or an operator halts (3), an interruption is 130; the API refusing the run
     is its own kind of failure."""
-    if halt.reason in {"gate", "breach", "denied", "stopped"}:
+    if halt.reason in {"gate", "breach", "denied", "stopped", "zone_breach"}:
         return ExitCode.HALTED
     if halt.reason == "interrupted":
         return ExitCode.INTERRUPTED

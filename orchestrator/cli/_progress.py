@@ -49,6 +49,7 @@ from orchestrator.rollout import (
     WaveFinished,
     WavePaused,
     WaveStarted,
+    ZoneVerdict,
 )
 
 if TYPE_CHECKING:
@@ -204,6 +205,7 @@ class ProgressDisplay:
             case GateEvaluated(decision=decision):
                 self._gates[decision.name] = decision
                 self._refresh(decision.name)
+                self._zone_stop(decision)
             case RunFinished():
                 self.finished = event
             case _:
@@ -246,6 +248,15 @@ class ProgressDisplay:
             result = event.result
             code = "" if result.exit_code is None else f" exit {result.exit_code}"
             self._console.print(f"{result.instance_id}: {result.outcome.value}{code}")
+
+    def _zone_stop(self, decision: GateDecision) -> None:
+        """A zone stops while its wave goes on: say so at once, with its numbers."""
+        zone = decision.zone_breach
+        if zone is not None and decision.verdict is Verdict.PASS:
+            self._console.print(
+                f"[bold red]zone {escape(zone.zone)} stopped[/] in wave "
+                f"{escape(decision.name)} — {escape(zone.summary())}"
+            )
 
     def _gate_step(self, event: Event) -> None:
         """One line per gate step, on a terminal and in plain text alike."""
@@ -346,9 +357,11 @@ def _decision_line(decision: GateDecision) -> str:
     if decision.verdict is Verdict.INCONCLUSIVE:
         return f"[yellow]gate {decision.name}: inconclusive[/] — {escape(decision.reason)}"
     errors = "error" if decision.errors == 1 else "errors"
+    stopped = [z.zone for z in decision.zones if z.verdict is not ZoneVerdict.PASS]
+    zones = f"; zones stopped: {escape(', '.join(stopped))}" if stopped else ""
     return (
         f"[green]gate {decision.name}: pass[/] ({decision.errors} {errors}, "
-        f"max_errors {decision.limit_text})"
+        f"max_errors {decision.limit_text}{zones})"
     )
 
 

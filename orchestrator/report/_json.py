@@ -39,7 +39,14 @@ if TYPE_CHECKING:
         WaveRecord,
     )
     from orchestrator.report._groups import OutputGroup
-    from orchestrator.rollout import BatchRefused, GateDecision, Halt, InstanceResult, WaveSummary
+    from orchestrator.rollout import (
+        BatchRefused,
+        GateDecision,
+        Halt,
+        InstanceResult,
+        WaveSummary,
+        ZoneCount,
+    )
     from orchestrator.targets import Resolution
 
 REPORT_SCHEMA_VERSION: Final = 1
@@ -179,6 +186,22 @@ def _gate(decision: GateDecision | None) -> Json | None:
         "failed": decision.failed,
         "undelivered": decision.undelivered,
         "verify_failed": decision.verify_failed,
+        "zone_breach": decision.zone_breach.zone if decision.zone_breach is not None else None,
+        "zones": [_zone(count) for count in decision.zones],
+    }
+
+
+def _zone(count: ZoneCount) -> Json:
+    return {
+        "zone": count.zone,
+        "size": count.size,
+        "threshold": count.threshold,
+        "limit": count.limit_text,
+        "errors": count.errors,
+        "failed": count.failed,
+        "undelivered": count.undelivered,
+        "verdict": count.verdict.value,
+        "summary": count.summary(),
     }
 
 
@@ -337,6 +360,7 @@ def _document(
         "batches": [_batch(b, names) for b in collector.batches],
         "refused_batches": [_refused(r, names) for r in collector.refused],
         "in_flight": list(result.in_flight) if result else [],
+        "stopped_zones": list(result.stopped_zones) if result else [],
         "results": results,
         "groups": [_group(g) for g in groups],
         "api": {

@@ -148,6 +148,29 @@ def _gates(collector: ReportCollector) -> list[str]:
     return ["## Gates", "", *_table([*header, "verify failed"], rows, right=5)]
 
 
+def _zones(collector: ReportCollector) -> list[str]:
+    """Every zone budget of every wave that had one: the numbers behind each zone's fate."""
+    rows = [
+        [
+            escape(wave.gate.name),
+            escape(count.zone),
+            count.verdict.value,
+            count.size,
+            count.errors,
+            escape(count.limit_text),
+            count.failed,
+            count.undelivered,
+        ]
+        for wave in collector.waves
+        if wave.gate is not None
+        for count in wave.gate.zones
+    ]
+    if not rows:
+        return []
+    header = ["wave", "zone", "verdict", "in wave", "errors", "max_errors_per_zone", "failed"]
+    return ["## Zone budgets", "", *_table([*header, "undelivered"], rows, right=5)]
+
+
 def _halt(result: RolloutResult | None) -> list[str]:
     if result is None or result.halt is None:
         return []
@@ -259,6 +282,7 @@ def render_markdown(
         *_heading(facts, collector),
         *_counts(facts, result),
         *_gates(collector),
+        *_zones(collector),
         *_halt(result),
         *_groups(groups),
         *_failed(results),

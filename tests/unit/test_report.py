@@ -64,6 +64,8 @@ from orchestrator.rollout import (
     WaveFinished,
     WaveStarted,
     WaveSummary,
+    ZoneCount,
+    ZoneVerdict,
     run_rollout,
 )
 from orchestrator.sim import load_fleet
@@ -261,7 +263,10 @@ def full_run() -> tuple[RunFacts, ReportCollector, list[Event]]:
         InstanceResult(i, Outcome.NOT_SENT, wave="rest", error_info="halted: wave early breached")
         for i in REST
     ]
+    zone = ZoneCount("cn-hangzhou-h", 5, Amount(1), 1, 3, ZoneVerdict.BREACH, 2, 1)
+    canary_zone = ZoneCount("cn-hangzhou-h", 150, Amount(1), 1, 0, ZoneVerdict.PASS)
     breach = gate(1, "early", 5, Verdict.BREACH, failed=2, undelivered=1)
+    breach = replace(breach, zones=(zone,))
     halt = Halt(
         "breach",
         message=breach.summary(),
@@ -309,7 +314,7 @@ def full_run() -> tuple[RunFacts, ReportCollector, list[Event]]:
         VerifyStarted(0, "canary", 150, at(4)),
         BatchDispatched(0, 0, "", "tok-v-0", "t-vcanary", tuple(CANARY[:50]), at(4.5)),
         VerifyFinished(0, "canary", 150, 0, 0, "", at(7)),
-        GateDecided(gate(0, "canary", 150, Verdict.PASS)),
+        GateDecided(replace(gate(0, "canary", 150, Verdict.PASS), zones=(canary_zone,))),
         WaveFinished(0, "canary", {Outcome.SUCCEEDED: 150}, at(8)),
         ApprovalRequested("r-full", 0, "canary", "the plan asks", "--approve canary", at(8)),
         ApprovalGranted(0, "canary", at(8.5)),
