@@ -151,6 +151,10 @@ class Wave:
     overrides `limits.max_concurrency` for this wave (a percentage is of the wave).
     After the wave passes: `verify` runs, then `pause` seconds pass, then, with
     `approval`, a person (or `--approve`, or `orchestrator approve`) lets the next wave go.
+    `max_error_rate` (a percentage; None = none): the statistical gate, which breaches once
+    the `confidence` lower Wilson bound of the failure rate over at least `min_sample`
+    completed instances is above it (rollout/_gate_rate.py). Set without `max_errors`,
+    `max_errors` is None: the rate alone decides.
     """
 
     name: str
@@ -160,6 +164,9 @@ class Wave:
     pause: float = 0.0
     approval: bool = False
     verify: Verify | None = None
+    max_error_rate: float | None = None
+    confidence: float = 95.0
+    min_sample: int = 1
 
 
 @dataclass(frozen=True, slots=True)

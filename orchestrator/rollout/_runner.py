@@ -48,6 +48,7 @@ from orchestrator.rollout._events import (
     WavePaused,
     WaveStarted,
 )
+from orchestrator.rollout._gate_rate import rate_rule
 from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
 from orchestrator.rollout._guard import PlanIdentity
 from orchestrator.rollout._history import NO_HISTORY, RunHistory
@@ -320,6 +321,7 @@ class _Rollout:
             shape.size,
             config.max_errors,
             count_undelivered=self._plan.count_undelivered,
+            rate=rate_rule(config),
         )
         run = await self._wave_runner.run(wave, gate, prior=self._prior(shape))
         halt = self._dispatcher.halt

@@ -124,7 +124,9 @@ class WaveRunner:
         breached = anyio.Event()
 
         def observe(instance_id: str, result: Outcome) -> None:
-            decision = gate.observe(instance_id, result)
+            judge(gate.observe(instance_id, result))
+
+        def judge(decision: GateDecision | None) -> None:
             if decision is None or outcome.breach is not None:
                 return
             self._sink(GateEvaluated(decision))
@@ -148,8 +150,12 @@ class WaveRunner:
         self._ledger.observe(observe)
         self._tracker.on_breach_stop = stops_sent
         try:
+            # The earlier attempt's results arrive in wave order, not as they completed:
+            # judged as one block, the gate decides on the numbers the original run had.
+            gate.hold()
             for result in prior:
                 self._ledger.record(result)
+            judge(gate.release())
             await dispatch_and_track(
                 self._dispatcher,
                 self._tracker,

@@ -152,7 +152,17 @@ WAVES = (
 def gate(wave: int, name: str, size: int, verdict: Verdict, **counts: int) -> GateDecision:
     errors = counts.get("failed", 0) + counts.get("undelivered", 0) + counts.get("verify_failed", 0)
     return GateDecision(
-        wave, name, size, Amount(0), 0, errors, verdict, "within max_errors", **counts
+        wave,
+        name,
+        size,
+        Amount(0),
+        0,
+        errors,
+        verdict,
+        "within max_errors",
+        failed=counts.get("failed", 0),
+        undelivered=counts.get("undelivered", 0),
+        verify_failed=counts.get("verify_failed", 0),
     )
 
 
