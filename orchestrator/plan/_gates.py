@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 from orchestrator import api
 from orchestrator.plan._findings import shown
+from orchestrator.plan._gate_rate import NO_RATE, RATE_KEYS, RateKeys, read_rate
 from orchestrator.plan._model import Amount, Verify, Wave
 from orchestrator.plan._reader import TYPE, Section, kind
 from orchestrator.plan._rules_params import references, render
@@ -53,6 +54,7 @@ GATE_KEYS: Final = (
     "verify",
     "max_errors_per_zone",
     "max_concurrency_per_zone",
+    *RATE_KEYS,
 )
 VERIFY_KEYS: Final = ("content", "script", "type", "timeout")
 PAUSE_MAX: Final = 24 * 3600.0  # seconds
@@ -89,6 +91,7 @@ class Gates:
     verify: Verify | Literal[False] | None = None
     max_errors_per_zone: Amount | None = None
     max_concurrency_per_zone: Amount | None = None
+    rate: RateKeys = NO_RATE  # max_error_rate, confidence, min_sample
 
     def over(self, defaults: Gates) -> Gates:
         """These gates, with what they leave out taken from `defaults`."""
@@ -102,20 +105,29 @@ class Gates:
             max_concurrency_per_zone=_pick(
                 self.max_concurrency_per_zone, defaults.max_concurrency_per_zone
             ),
+            rate=self.rate.over(defaults.rate),
         )
 
     def wave(self, name: str, size: Amount) -> Wave:
-        """The wave, the model's defaults standing in for what is still not given."""
+        """The wave, the model's defaults standing in for what is still not given (a
+        rate gate without `max_errors` has no count limit: the rate alone decides)."""
+        rate = self.rate
+        max_errors = self.max_errors
+        if max_errors is None and rate.max_error_rate is None:
+            max_errors = _WAVE.max_errors
         return Wave(
             name,
             size,
-            max_errors=self.max_errors if self.max_errors is not None else _WAVE.max_errors,
+            max_errors=max_errors,
             max_concurrency=self.max_concurrency,
             pause=self.pause if self.pause is not None else _WAVE.pause,
             approval=self.approval if self.approval is not None else _WAVE.approval,
             verify=self.verify or None,
             max_errors_per_zone=self.max_errors_per_zone,
             max_concurrency_per_zone=self.max_concurrency_per_zone,
+            max_error_rate=rate.max_error_rate,
+            confidence=rate.confidence if rate.confidence is not None else _WAVE.confidence,
+            min_sample=rate.min_sample if rate.min_sample is not None else _WAVE.min_sample,
         )
 
 
@@ -153,6 +165,7 @@ def read_gates(section: Section, context: Context) -> Gates:
         verify=verify,
         max_errors_per_zone=per_zone.max_errors_per_zone,
         max_concurrency_per_zone=per_zone.max_concurrency_per_zone,
+        rate=read_rate(section),
     )
 
 

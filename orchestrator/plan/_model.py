@@ -159,6 +159,11 @@ class Wave:
     on) or halts the rollout (`order: by_zone`). `max_concurrency_per_zone`: at most that
     many of one zone's instances execute at once (a percentage is of the zone's share of
     the wave).
+
+    `max_error_rate` (a percentage; None = none): the statistical gate, which breaches once
+    the `confidence` lower Wilson bound of the failure rate over at least `min_sample`
+    completed instances is above it (rollout/_gate_rate.py). Set without `max_errors`,
+    `max_errors` is None: the rate alone decides.
     """
 
     name: str
@@ -170,6 +175,9 @@ class Wave:
     verify: Verify | None = None
     max_errors_per_zone: Amount | None = None
     max_concurrency_per_zone: Amount | None = None
+    max_error_rate: float | None = None
+    confidence: float = 95.0
+    min_sample: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Final
 
 from orchestrator import api
 from orchestrator.plan._findings import Findings, shown
+from orchestrator.plan._gate_rate import check_rate
 from orchestrator.plan._gates import GATE_KEYS, Context, Gates, read_gates
 from orchestrator.plan._model import Amount, Limits, Targets, Wave
 from orchestrator.plan._reader import TYPE, Section, kind
@@ -94,7 +95,9 @@ def _wave(
         section = Section(findings, item, path, WAVE_KEYS, WAVE_LATER)
         if "name" in item:
             name = section.string("name", required=True) or name
-        gates = read_gates(section, context).over(defaults)
+        own = read_gates(section, context)
+        gates = own.over(defaults)
+        check_rate(findings, section, own.rate, gates.rate)
         size_path, size_value = section.at("size"), item.get("size")
         if size_value is None:
             findings.add(size_path, "is required", "required")

@@ -116,3 +116,26 @@ def parse_duration(value: object) -> float | str:
     if re.fullmatch(_NUMBER, text):
         return f"{text!r} has no unit; write {text}s (or the number {text} without quotes)"
     return f"must be a duration: {DURATION_EXAMPLES}, not {text!r}"
+
+
+def parse_rate(value: object) -> float | str:
+    """`max_error_rate`: a percentage in [0, 100] (`"2%"`), as a number of percent."""
+    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
+        percent = float(match.group(1))
+        if 0 <= percent <= _FULL:
+            return percent
+        return f"a failure rate is between 0% and 100%, not {value.strip()}"
+    return f'must be a percentage such as "2%", not {kind(value)}'
+
+
+def parse_confidence(value: object) -> float | str:
+    """`confidence`: a percentage strictly between 0 and 100 (`"95%"`)."""
+    if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
+        percent = float(match.group(1))
+        if 0 < percent < _FULL:
+            return percent
+        return (
+            "a confidence is more than 0% and less than 100% (e.g. 90%, 95%, 99%), "
+            f"not {value.strip()}"
+        )
+    return f'must be a percentage such as "95%", not {kind(value)}'

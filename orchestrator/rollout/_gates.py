@@ -11,6 +11,12 @@ ourselves would feed a breach with its own consequences. The wave breaches at th
 (T+1)-th counted error, as SSM does. `WaveGate` keeps the count for one wave and says
 when the breach happens; `GateDecision` carries the numbers behind every verdict, for
 events, the summary and (later) the journal. Nothing here does I/O or awaits.
+
+A wave may also have a statistical gate (`max_error_rate`, `_gate_rate.py`): then every
+instance with a final outcome the gate judges is a sample (succeeded, failed, counted
+undelivered), verify failures turn samples into failures, and either rule breaches. On
+resume the earlier attempt's results are counted as one block (`hold` / `release`) and
+judged once: the original run, which did not breach, passed at exactly that aggregate.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from orchestrator.rollout._gate_rate import rate_breaches, wilson
 from orchestrator.rollout._outcome import Outcome
 
 if TYPE_CHECKING:
     from orchestrator.plan._model import Amount
+    from orchestrator.rollout._gate_rate import RateRule
 
 
 class Verdict(enum.StrEnum):
@@ -149,22 +157,45 @@ class GateDecision:
     # its numbers; `zone_breach`: the zone whose breach is this decision's, if one is.
     zones: tuple[ZoneCount, ...] = ()
     zone_breach: ZoneCount | None = None
+    completed: int = 0  # samples of the failure rate (see the module's docstring)
+    rate: RateRule | None = None
+    lower: float | None = None  # the Wilson bounds of errors/completed at rate.confidence
+    upper: float | None = None
+    rule: str = "max_errors"  # which rule the verdict is about: max_errors | max_error_rate
 
     @property
     def limit_text(self) -> str:
         """The threshold as people read it: `2 (5% of 45)`."""
         return threshold_text(self.max_errors, self.size, self.threshold)
 
+    def rate_text(self) -> str:
+        """`failure rate ≥ 4.1% (95% lower bound, 3 of 12)`; "" without a rate gate."""
+        if self.rate is None or self.lower is None:
+            return ""
+        return (
+            f"failure rate ≥ {self.lower * 100:.1f}% ({self.rate.confidence:g}% lower bound, "
+            f"{self.errors} of {self.completed})"
+        )
+
     def summary(self) -> str:
         """`wave early breached: 3 errors > max_errors 2 (5% of 45)` and the like."""
         noun = "error" if self.errors == 1 else "errors"
         if self.verdict is Verdict.BREACH and self.zone_breach is not None:
             return f"wave {self.name} breached: {self.zone_breach.summary()}"
+        rate = self.rate
+        if self.verdict is Verdict.BREACH and self.rule == "max_error_rate" and rate is not None:
+            return (
+                f"wave {self.name} breached: {self.rate_text()} > "
+                f"max_error_rate {rate.max_error_rate:g}%"
+            )
         if self.verdict is Verdict.BREACH:
             return f"wave {self.name} breached: {self.errors} {noun} > max_errors {self.limit_text}"
         if self.verdict is Verdict.INCONCLUSIVE:
             return f"wave {self.name} inconclusive: {self.reason}"
-        return f"wave {self.name} passed: {self.errors} {noun}, max_errors {self.limit_text}"
+        text = f"wave {self.name} passed: {self.errors} {noun}, max_errors {self.limit_text}"
+        if rate is not None:
+            text += f"; {self.rate_text()}, max_error_rate {rate.max_error_rate:g}%"
+        return text
 
 
 class ZoneCounter(Protocol):
@@ -193,6 +224,7 @@ class WaveGate:
         count_undelivered: bool,
         zones: ZoneCounter | None = None,
         halt_on_zone: bool = False,
+        rate: RateRule | None = None,
     ) -> None:
         self.wave = wave
         self.name = name
@@ -204,6 +236,10 @@ class WaveGate:
         self.failed = 0
         self.undelivered = 0
         self.verify_failed = 0
+        self.completed = 0  # samples for the rate rule
+        self.rate = rate
+        self._held = False  # counting a resumed wave's earlier results as one block
+        self._held_zones: list[ZoneCount] = []  # zones the held block broke
         self.breach: GateDecision | None = None  # the decision at the (T+1)-th error
         # `max_errors_per_zone`: a zone's breach stops the zone, or with `halt_on_zone`
         # (`order: by_zone`) is the wave's breach.
@@ -228,9 +264,35 @@ class WaveGate:
             self.failed += 1
         elif outcome is Outcome.UNDELIVERED:
             self.undelivered += 1
-        if not counts_against(outcome, count_undelivered=self._count_undelivered):
+        counted = counts_against(outcome, count_undelivered=self._count_undelivered)
+        if counted or outcome is Outcome.SUCCEEDED:
+            self.completed += 1
+        if self._held:
+            if zone_breach is not None:
+                self._held_zones.append(zone_breach)
+            return None
+        if not counted:
+            # A success never raises the lower bound, but it can reach min_sample.
+            if outcome is Outcome.SUCCEEDED and self.rate is not None and self.breach is None:
+                decision = self._evaluate()
+                return decision if decision.verdict is Verdict.BREACH else None
             return None
         return self._evaluate(zone_breach)
+
+    def hold(self) -> None:
+        """Count what follows as one block, judged once by `release` (a resume's priors)."""
+        self._held = True
+
+    def release(self) -> list[GateDecision]:
+        """Judge the held block once: a decision for each zone it broke (counts, so the
+        order they arrived in does not matter), then the wave's; none when it held
+        nothing the gate counts."""
+        self._held = False
+        decisions = [self._evaluate(zone) for zone in self._held_zones]
+        self._held_zones.clear()
+        if self.completed or self.errors:
+            decisions.append(self._evaluate())
+        return decisions
 
     def verify_failures(self, count: int) -> GateDecision:
         """Add the instances whose verify failed, and re-evaluate."""
@@ -248,14 +310,27 @@ class WaveGate:
             reason = "a zone's (T+1)-th counted error (order: by_zone)"
             self.breach = self.decision(Verdict.BREACH, reason, zone_breach=zone_breach)
             return self.breach
+        if self.rate is not None and rate_breaches(self.errors, self.completed, self.rate):
+            self.breach = self.decision(
+                Verdict.BREACH, "the lower bound crossed max_error_rate", rule="max_error_rate"
+            )
+            return self.breach
         if zone_breach is not None:
             return self.decision(Verdict.PASS, "a zone stops", zone_breach=zone_breach)
         return self.decision(Verdict.PASS, "within max_errors")
 
     def decision(
-        self, verdict: Verdict, reason: str, *, zone_breach: ZoneCount | None = None
+        self,
+        verdict: Verdict,
+        reason: str,
+        *,
+        rule: str = "max_errors",
+        zone_breach: ZoneCount | None = None,
     ) -> GateDecision:
         """The numbers as they stand, with `verdict`."""
+        lower = upper = None
+        if self.rate is not None:
+            lower, upper = wilson(self.errors, self.completed, self.rate.z)
         return GateDecision(
             wave=self.wave,
             name=self.name,
@@ -270,6 +345,11 @@ class WaveGate:
             verify_failed=self.verify_failed,
             zones=self._zones.counts() if self._zones is not None else (),
             zone_breach=zone_breach,
+            completed=self.completed,
+            rate=self.rate,
+            lower=lower,
+            upper=upper,
+            rule=rule,
         )
 
     def final(self, *, inconclusive: str = "") -> GateDecision:

@@ -48,6 +48,7 @@ from orchestrator.rollout._events import (
     WavePaused,
     WaveStarted,
 )
+from orchestrator.rollout._gate_rate import rate_rule
 from orchestrator.rollout._gate_zones import ZoneBudgets, zone_halt, zone_stopped_reason
 from orchestrator.rollout._gates import GateDecision, Verdict, WaveGate
 from orchestrator.rollout._guard import PlanIdentity
@@ -334,6 +335,7 @@ class _Rollout:
             count_undelivered=self._plan.count_undelivered,
             zones=self._budgets(wave),
             halt_on_zone=self._plan.order == "by_zone",
+            rate=rate_rule(config),
         )
         run = await self._wave_runner.run(
             wave,

@@ -143,7 +143,9 @@ class WaveRunner:
         breached = anyio.Event()
 
         def observe(instance_id: str, result: Outcome) -> None:
-            decision = gate.observe(instance_id, result)
+            judge(gate.observe(instance_id, result))
+
+        def judge(decision: GateDecision | None) -> None:
             if decision is None or outcome.breach is not None:
                 return
             self._sink(GateEvaluated(decision))
@@ -174,8 +176,7 @@ class WaveRunner:
         self._ledger.observe(observe)
         self._tracker.on_breach_stop = stops_sent
         try:
-            for result in prior:
-                self._ledger.record(result)
+            self._replay(gate, prior, judge)
             await dispatch_and_track(
                 self._dispatcher,
                 self._tracker,
@@ -186,6 +187,21 @@ class WaveRunner:
             self._ledger.observe(None)
             self._tracker.on_breach_stop = None
         return outcome
+
+    def _replay(
+        self,
+        gate: WaveGate,
+        prior: Sequence[InstanceResult],
+        judge: Callable[[GateDecision | None], None],
+    ) -> None:
+        """Record an earlier attempt's results. They arrive in wave order, not as they
+        completed: judged as one block, the gate decides on the numbers the original run
+        had."""
+        gate.hold()
+        for result in prior:
+            self._ledger.record(result)
+        for decision in gate.release():
+            judge(decision)
 
 
 async def dispatch_and_track(
