@@ -4,7 +4,7 @@ When a listing shows every instance of an invocation done, its records (the outp
 read once. Those reads run in tasks of their own, at most `RESULTS_IN_FLIGHT` at once
 (each attempt still waits for the client's rate limiter), so a wave whose last batches
 end together has them read in parallel, and the next poll is not held back by them:
-a 0.5 s poll would otherwise wait behind twenty reads. Each invocation is handed over
+a 0.25 s poll would otherwise wait behind twenty reads. Each invocation is handed over
 (`on_read`) as soon as its own records are in, so its results reach the ledger in the
 order they do today (the instance's `settled` first, from the listing, then its output
 and its result). A read that fails is kept (`take_failure`): the tracker treats it as a

@@ -9,7 +9,7 @@ new to us (`RecordNeeded`): settled records listed again cost nothing. When all 
 instances of an invocation are done, its DescribeInvocationResults pages are read once,
 for the output, beside the polls, several at once (`_result_reads.py`). When the next poll comes
 is `_cadence.py`'s: soon after a change, later the longer the batches are quiet, every
-half second while a finished dispatch's last batches settle, on the injected Clock; a new
+quarter second while a finished dispatch's last batches settle, on the injected Clock; a new
 batch cuts a long wait short. `track()` returns as soon as dispatch is done and nothing
 is active, with no nap in between.
 
