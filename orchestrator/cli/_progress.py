@@ -346,9 +346,10 @@ def _decision_line(decision: GateDecision) -> str:
     if decision.verdict is Verdict.INCONCLUSIVE:
         return f"[yellow]gate {decision.name}: inconclusive[/] — {escape(decision.reason)}"
     errors = "error" if decision.errors == 1 else "errors"
+    rate = f"; {escape(decision.rate_text())}" if decision.rate is not None else ""
     return (
         f"[green]gate {decision.name}: pass[/] ({decision.errors} {errors}, "
-        f"max_errors {decision.limit_text})"
+        f"max_errors {decision.limit_text}{rate})"
     )
 
 
