@@ -51,6 +51,9 @@ def print_dry_run(console: Console, preview: Preview) -> None:
             ", ".join(wave.zones),
         )
     console.print(table)
+    for wave in preview.waves:
+        if wave.reach:
+            console.print(f"  gate {escape(wave.name)}: {escape(wave.reach)}")
     console.print(
         "[dim]a wave halts the run at its (T+1)-th counted error (T = max_errors); "
         f"on a breach: {preview.on_breach}; undelivered instances "

@@ -273,6 +273,7 @@ def _preview_wave(wave: WavePreview) -> Document:
         "threshold_text": wave.threshold_text,
         "then": {"verify": wave.verify, "pause_s": wave.pause, "approval": wave.approval},
         "zones": list(wave.zones),
+        "gate_reach": wave.reach or None,
     }
 
 

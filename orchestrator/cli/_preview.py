@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from orchestrator.cli._reach import gate_reach
 from orchestrator.ecs import DEFAULT_RATES
 from orchestrator.rollout import order_for, shape_waves, threshold_text
 
@@ -48,6 +49,7 @@ class WavePreview:
     pause: float
     approval: bool
     zones: tuple[str, ...]
+    reach: str = ""  # what the gate can detect at this size (gate_reach)
 
     @property
     def then(self) -> tuple[str, ...]:
@@ -142,4 +144,5 @@ def _wave(wave: ShapedWave, *, last: bool) -> WavePreview:
         pause=0.0 if last else config.pause,
         approval=False if last else config.approval,
         zones=tuple(sorted({i.zone_id for i in wave.plan.instances})),
+        reach=gate_reach(wave),
     )

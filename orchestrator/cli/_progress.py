@@ -359,9 +359,10 @@ def _decision_line(decision: GateDecision) -> str:
     errors = "error" if decision.errors == 1 else "errors"
     stopped = [z.zone for z in decision.zones if z.verdict is not ZoneVerdict.PASS]
     zones = f"; zones stopped: {escape(', '.join(stopped))}" if stopped else ""
+    rate = f"; {escape(decision.rate_text())}" if decision.rate is not None else ""
     return (
         f"[green]gate {decision.name}: pass[/] ({decision.errors} {errors}, "
-        f"max_errors {decision.limit_text}{zones})"
+        f"max_errors {decision.limit_text}{rate}{zones})"
     )
 
 

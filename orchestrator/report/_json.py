@@ -186,6 +186,12 @@ def _gate(decision: GateDecision | None) -> Json | None:
         "failed": decision.failed,
         "undelivered": decision.undelivered,
         "verify_failed": decision.verify_failed,
+        "rule": decision.rule,
+        "completed": decision.completed,
+        "max_error_rate": None if decision.rate is None else decision.rate.max_error_rate,
+        "confidence": None if decision.rate is None else decision.rate.confidence,
+        "lower": decision.lower,
+        "upper": decision.upper,
         "zone_breach": decision.zone_breach.zone if decision.zone_breach is not None else None,
         "zones": [_zone(count) for count in decision.zones],
     }
