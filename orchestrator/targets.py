@@ -25,6 +25,7 @@ import anyio
 
 from orchestrator import api
 from orchestrator.ecs import PATIENT_READS
+from orchestrator.tag_listing import list_tagged
 from orchestrator.taskgroups import single_error
 
 if TYPE_CHECKING:
@@ -138,15 +139,15 @@ async def gather(targets: Targets, command_type: str, client: EcsClient) -> Gath
     """List what `targets` select and ask the agent status of what can run the command,
     each status call started as soon as a chunk of fit instances has been listed.
 
-    The tag listing pages with NextToken, one page after another. PageNumber pages could
-    be fetched at once (page 1 gives TotalCount), but offset paging over a fleet that
-    changes between pages can skip a live instance, and no cheap check tells: one
-    instance gone from a page already read and one added at the end shift an instance
-    onto the read page, while every TotalCount and the count of distinct IDs still
-    agree. A skipped instance would be silently dropped, so the listing stays a chain;
-    the status calls (one per page) fill the limiter while a page is in the air, which
-    keeps the step near its bound whenever a page's round trip is under two Describe
-    intervals (40 ms at 50/s).
+    The tag listing pages with NextToken: never PageNumber pages fetched at once. Offset
+    paging over a fleet that changes between pages can skip a live instance, and no
+    cheap check tells: one instance gone from a page already read and one added at the
+    end shift an instance onto the read page, while every TotalCount and the count of
+    distinct IDs still agree. A skipped instance would be silently dropped. A large
+    selection is instead split into one NextToken chain per zone, listed at once and
+    checked against the selection's count, else listed again as one chain
+    (`tag_listing.py` has the rule). The status calls (one per 100 fit instances) fill
+    the limiter while pages are in the air; the explicit-ID chunks are listed at once.
     """
     ids = list(dict.fromkeys(targets.instances))
     id_chunks = [
@@ -167,10 +168,7 @@ async def gather(targets: Targets, command_type: str, client: EcsClient) -> Gath
             async with anyio.create_task_group() as listings:
                 slots = anyio.CapacityLimiter(LISTINGS_AT_ONCE)
                 if targets.tags:
-                    # Zones are narrowed by the caller, not in the query, so every
-                    # instance the selectors matched is accounted for.
-                    listing = client.describe_instances(tags=targets.tags, retry=PATIENT_READS)
-                    listings.start_soon(_take, listing, tagged, asker, slots)
+                    listings.start_soon(_take_tagged, client, targets.tags, tagged, asker)
                 for chunk, into in zip(id_chunks, explicit, strict=True):
                     listing = client.describe_instances(instance_ids=chunk, retry=PATIENT_READS)
                     listings.start_soon(_take, listing, into, asker, slots)
@@ -184,6 +182,14 @@ async def gather(targets: Targets, command_type: str, client: EcsClient) -> Gath
         for instance in chunk_found:
             found.setdefault(instance.instance_id, instance)
     return Gathered(found, asker.statuses, frozenset(asker.asked))
+
+
+async def _take_tagged(
+    client: EcsClient, tags: Mapping[str, str], into: list[Instance], asker: _StatusAsker
+) -> None:
+    # The plan's zones are narrowed by the caller, not in the query (the zone chains
+    # cover every zone DescribeZones lists), so every matched instance is accounted for.
+    into.extend(await list_tagged(client, tags, asker.offer))
 
 
 async def _take(

@@ -11,6 +11,7 @@ from orchestrator.ecs._client import DEFAULT_RETRY, EcsClient, endpoint_for_regi
 from orchestrator.ecs._concurrently import gather_in_order
 from orchestrator.ecs._credentials import Credentials, Secret
 from orchestrator.ecs._http import Session
+from orchestrator.ecs._listing import InstancesPage, Zone
 from orchestrator.ecs._providers import (
     CredentialsProvider,
     RefreshingProvider,
@@ -47,6 +48,7 @@ __all__ = [
     "CredentialsProvider",
     "EcsClient",
     "Instance",
+    "InstancesPage",
     "Invocation",
     "InvocationInstance",
     "InvocationResult",
@@ -64,6 +66,7 @@ __all__ = [
     "StaticProvider",
     "Temporary",
     "ThrottleNotice",
+    "Zone",
     "bucket_of",
     "build_provider",
     "endpoint_for_region",

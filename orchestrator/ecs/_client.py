@@ -18,14 +18,22 @@ import functools
 import random
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from orchestrator import api
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.ecs._attempt import Attempts
+from orchestrator.ecs._caller import Caller
 from orchestrator.ecs._concurrently import gather_in_order
 from orchestrator.ecs._credentials import Credentials
-from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, Answer, HttpSender, Session, one_line
+from orchestrator.ecs._http import DEFAULT_MAX_ANSWER_BYTES, HttpSender, Session
+from orchestrator.ecs._listing import (
+    InstancesPage,
+    Zone,
+    count_instances,
+    describe_zones,
+    first_instances_page,
+)
 from orchestrator.ecs._providers import CredentialsProvider, StaticProvider
 from orchestrator.ecs._requests import (
     RunCommandRequest,
@@ -54,18 +62,12 @@ from orchestrator.ecs._responses import (
     decode_invocations_page,
     decode_run_command,
 )
-from orchestrator.ecs._retry import RetryHook, RetryPolicy, retry_call
-from orchestrator.errors import (
-    MalformedResponse,
-    Withdrawn,
-)
+from orchestrator.ecs._retry import RetryHook, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from orchestrator.ecs._ratelimit import RateLimiter
-
-T = TypeVar("T")
 
 DEFAULT_RETRY: Final = RetryPolicy()
 _SYSTEM_CLOCK: Final = SystemClock()
@@ -76,20 +78,6 @@ _SYSTEM_CLOCK: Final = SystemClock()
 # Status calls in the air at once. The rate limiter paces them; this only lets their round
 # trips overlap (the targets step is bound by the Describe rate, not by the latency).
 STATUS_CALLS_AT_ONCE: Final = 8
-
-# Every action this client can call, and so every permission a run needs: the RAM policy
-# of docs/ram-policy.json grants exactly these (a test compares), so a new call cannot
-# land without the policy that allows it.
-Action = Literal[
-    "DescribeAccountAttributes",
-    "DescribeCloudAssistantStatus",
-    "DescribeInstances",
-    "DescribeInvocationResults",
-    "DescribeInvocations",
-    "RunCommand",
-    "StopInvocation",
-]
-ACTIONS: Final = frozenset(get_args(Action))
 
 
 def endpoint_for_region(region_id: str) -> str:
@@ -103,12 +91,6 @@ def _utc_now() -> datetime:
 
 def _uuid_hex() -> str:
     return uuid.uuid4().hex
-
-
-def _request_id(answer: Answer) -> str:
-    """The answer's RequestId when it is a string (anything else is not shown)."""
-    value = answer.document.get("RequestId")
-    return one_line(value) if isinstance(value, str) else ""
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -168,12 +150,8 @@ class EcsClient:
             StaticProvider(credentials) if isinstance(credentials, Credentials) else credentials
         )
         self.region_id = region_id
-        self._clock = clock
         self._signature_version = signature_version
         self._retry = retry
-        # Jitter only needs to be unpredictable across clients, not secure.
-        self._rng = rng if rng is not None else random.Random()  # noqa: S311
-        self._on_retry = on_retry
         self._rate_limiter = rate_limiter
         self._assistant_status_ids = assistant_status_ids
         self._attempts = Attempts(
@@ -183,6 +161,15 @@ class EcsClient:
             nonce_factory=nonce_factory,
             wall_clock=wall_clock,
             rate_limiter=rate_limiter,
+        )
+        self._caller = Caller(
+            self._attempts,
+            region_id=region_id,
+            policy=retry,
+            clock=clock,
+            # Jitter only needs to be unpredictable across clients, not secure.
+            rng=rng if rng is not None else random.Random(),  # noqa: S311
+            on_retry=on_retry,
         )
 
     @property
@@ -225,10 +212,10 @@ class EcsClient:
         attempt has been sent, retries go on regardless: it may have been carried out.
         """
         policy = self._retry if req.client_token else RetryPolicy.none()
-        answer = await self._call(
+        answer = await self._caller.call(
             "RunCommand", encode_run_command(req), policy=policy, proceed=proceed
         )
-        return self._decode("RunCommand", answer, decode_run_command)
+        return self._caller.decode("RunCommand", answer, decode_run_command)
 
     async def describe_instances(
         self,
@@ -239,16 +226,20 @@ class EcsClient:
         status: str | None = None,
         page_size: int = api.DESCRIBE_INSTANCES_MAX_RESULTS,
         retry: RetryPolicy | None = None,
+        after: str | None = None,
     ) -> AsyncIterator[Instance]:
         """Every instance matching all the filters (tags AND-ed), page after page.
 
         More than 100 IDs are split over several requests. An empty `instance_ids`
-        matches nothing (as the API's `[]` does) and makes no call.
+        matches nothing (as the API's `[]` does) and makes no call. `after` (a NextToken
+        of the same query, no `instance_ids`) resumes a chain past the pages already read.
         """
         max_results = min(page_size, api.DESCRIBE_INSTANCES_MAX_RESULTS)
         id_chunks: list[Sequence[str] | None]
         if instance_ids is None:
             id_chunks = [None]
+        elif after is not None:
+            raise ValueError("after resumes one chain: it does not go with instance_ids")
         else:
             id_chunks = list(_chunks(instance_ids, api.DESCRIBE_INSTANCES_MAX_IDS))
         for chunk in id_chunks:
@@ -263,9 +254,28 @@ class EcsClient:
                     next_token=token,
                 )
 
-            pages = self._pages("DescribeInstances", params, decode_instances_page, policy=retry)
+            pages = self._caller.pages(
+                "DescribeInstances", params, decode_instances_page, policy=retry, after=after
+            )
             async for instance in pages:
                 yield instance
+
+    async def first_instances_page(
+        self, tags: Mapping[str, str], *, retry: RetryPolicy | None = None
+    ) -> InstancesPage:
+        """The first 100 instances carrying `tags`, the NextToken that resumes their
+        chain, and the page's TotalCount (a hint only: `_listing.py`)."""
+        return await first_instances_page(self._caller, tags, retry)
+
+    async def count_instances(
+        self, tags: Mapping[str, str], *, retry: RetryPolicy | None = None
+    ) -> int | None:
+        """How many instances carry `tags` (a PageNumber page's TotalCount), or None."""
+        return await count_instances(self._caller, tags, retry)
+
+    async def describe_zones(self, *, retry: RetryPolicy | None = None) -> tuple[Zone, ...]:
+        """The region's zones (DescribeZones; its shape and limits: `_listing.py`)."""
+        return await describe_zones(self._caller, retry)
 
     async def describe_cloud_assistant_status(
         self, instance_ids: Sequence[str], *, retry: RetryPolicy | None = None
@@ -288,7 +298,7 @@ class EcsClient:
         def params(token: str | None) -> dict[str, str]:
             return encode_describe_cloud_assistant_status(ids, next_token=token)
 
-        pages = self._pages(
+        pages = self._caller.pages(
             "DescribeCloudAssistantStatus",
             params,
             decode_cloud_assistant_status_page,
@@ -331,7 +341,7 @@ class EcsClient:
         def decode(body: Mapping[str, Any]) -> Page[Invocation]:
             return decode_invocations_page(body, needed)
 
-        pages = self._pages("DescribeInvocations", params, decode, policy=retry)
+        pages = self._caller.pages("DescribeInvocations", params, decode, policy=retry)
         async for invocation in pages:
             yield invocation
 
@@ -355,7 +365,7 @@ class EcsClient:
                 next_token=token,
             )
 
-        async for result in self._pages(
+        async for result in self._caller.pages(
             "DescribeInvocationResults", params, decode_invocation_results_page
         ):
             yield result
@@ -364,7 +374,7 @@ class EcsClient:
         """Stop `invoke_id` on `instance_ids` (50 per call), or everywhere when empty."""
         chunks = _chunks(instance_ids, api.STOP_INVOCATION_MAX_INSTANCES) or [()]
         for chunk in chunks:
-            await self._call(
+            await self._caller.call(
                 "StopInvocation", encode_stop_invocation(invoke_id, chunk), policy=self._retry
             )
 
@@ -375,90 +385,13 @@ class EcsClient:
         chunks = _chunks(names, api.ACCOUNT_ATTRIBUTE_NAMES_MAX) or [()]
         values: dict[str, str] = {}
         for chunk in chunks:
-            answer = await self._call(
+            answer = await self._caller.call(
                 "DescribeAccountAttributes",
                 encode_describe_account_attributes(chunk),
                 policy=retry or self._retry,
             )
-            attributes = self._decode(
+            attributes = self._caller.decode(
                 "DescribeAccountAttributes", answer, decode_account_attributes
             )
             values.update(attributes.values)
         return AccountAttributes(values)
-
-    # --- plumbing -------------------------------------------------------------------------
-
-    async def _pages(
-        self,
-        action: Action,
-        params: Callable[[str | None], dict[str, str]],
-        decode: Callable[[Mapping[str, Any]], Page[T]],
-        *,
-        policy: RetryPolicy | None = None,
-    ) -> AsyncIterator[T]:
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            answer = await self._call(action, params(token), policy=policy or self._retry)
-            page = self._decode(action, answer, decode)
-            for item in page.items:
-                yield item
-            if not page.next_token:
-                return
-            if page.next_token in seen:
-                # A token the server already gave would loop forever.
-                raise MalformedResponse(
-                    "InvalidResponse",
-                    "NextToken repeats an earlier page",
-                    request_id=_request_id(answer),
-                    http_status=answer.status,
-                    action=action,
-                )
-            seen.add(page.next_token)
-            token = page.next_token
-
-    async def _call(
-        self,
-        action: Action,
-        params: Mapping[str, str],
-        *,
-        policy: RetryPolicy,
-        proceed: Callable[[], bool] | None = None,
-    ) -> Answer:
-        full = {**params, "RegionId": self.region_id}
-        sent = False
-
-        def may_send() -> None:
-            nonlocal sent
-            if not sent and proceed is not None and not proceed():
-                raise Withdrawn(f"{action} withdrawn before it was sent")
-            sent = True
-
-        return await retry_call(
-            lambda: self._attempts.attempt(action, full, may_send=may_send),
-            policy=policy,
-            clock=self._clock,
-            rng=self._rng,
-            action=action,
-            on_retry=self._on_retry,
-        )
-
-    @staticmethod
-    def _decode(action: Action, answer: Answer, decode: Callable[[Mapping[str, Any]], T]) -> T:
-        try:
-            return decode(answer.document)
-        except (
-            AttributeError,
-            KeyError,
-            TypeError,
-            ValueError,  # UnicodeError and binascii.Error (bad Base64) among them
-            OverflowError,  # a time past year 9999 once in UTC
-            RecursionError,  # str() of a value nested nearly as deep as json.loads allows
-        ) as exc:
-            raise MalformedResponse(
-                "InvalidResponse",
-                f"the response does not follow the schema: {one_line(str(exc))}",
-                request_id=_request_id(answer),
-                http_status=answer.status,
-                action=action,
-            ) from exc

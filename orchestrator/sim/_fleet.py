@@ -211,7 +211,7 @@ def _keys(root: Node) -> tuple[KeySpec, ...]:
 def _account(node: Node, region: str) -> AccountSpec:
     node.only(
         "resource_groups", "parameter_store", "secret_parameters", "parameter_store_supported",
-        "regions_without_cloud_assistant",
+        "regions_without_cloud_assistant", "hidden_zones",
     )  # fmt: skip
     groups = node.names("resource_groups")
     for group_id, state in (groups or {}).items():
@@ -233,6 +233,7 @@ def _account(node: Node, region: str) -> AccountSpec:
         secret_parameters=None if secrets is None else MappingProxyType(secrets),
         parameter_store_supported=supported,
         regions_without_cloud_assistant=frozenset(regions),
+        hidden_zones=frozenset(node.strings("hidden_zones")),
     )
 
 

@@ -32,6 +32,7 @@ from orchestrator.sim._parameters import check_store, render
 from orchestrator.sim._params import repeated
 from orchestrator.sim._protocol import Call, Handler, SimApiError
 from orchestrator.sim._runcommand import parse_run_command
+from orchestrator.sim._zones import describe_zones
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -91,6 +92,7 @@ class Simulation:
                 "DescribeInvocations": self._listing(_actions.describe_invocations),
                 "DescribeInvocationResults": self._listing(_actions.describe_results),
                 "DescribeAccountAttributes": self._ecs_action(_actions.describe_account),
+                "DescribeZones": self._ecs_action(describe_zones),
             }
         )
 

@@ -109,7 +109,9 @@ class AccountSpec:
       the reference as written;
     - parameter_store_supported: False = this region has no parameter store;
     - regions_without_cloud_assistant: real regions where the Cloud Assistant API is
-      not offered (RegionId.ApiNotSupported rather than InvalidRegionId.NotFound).
+      not offered (RegionId.ApiNotSupported rather than InvalidRegionId.NotFound);
+    - hidden_zones: zones DescribeZones leaves out though instances are in them (the
+      real list can be incomplete: a zone closed to new purchases, `_zones.py`).
     """
 
     resource_groups: MappingProxyType[str, ResourceGroupState] | None = None
@@ -117,6 +119,7 @@ class AccountSpec:
     secret_parameters: MappingProxyType[str, str] | None = field(default=None, repr=False)
     parameter_store_supported: bool = True
     regions_without_cloud_assistant: frozenset[str] = frozenset()
+    hidden_zones: frozenset[str] = frozenset()
 
     def store_values(self) -> dict[str, str]:
         """`oos:NAME` / `oos-secret:NAME` → value, the keys `render` looks up."""

@@ -33,7 +33,7 @@ from orchestrator.targets import (
 from orchestrator.testing import ManualClock
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from orchestrator.ecs import CloudAssistantStatus, Instance
     from orchestrator.sim import FleetSpec, RunningSimulator
@@ -99,25 +99,31 @@ async def client_of(
 
 
 def _asked(query: dict[str, str]) -> str:
-    """What a request asks about: its IDs (InstanceId.N or InstanceIds) and its page."""
+    """What a request asks about: its IDs (InstanceId.N or InstanceIds), zone and page."""
     ids = sorted(v for k, v in query.items() if k.startswith("InstanceId."))
-    return f"{ids}{query.get('InstanceIds', '')}{query.get('NextToken', '')}"
+    zone = query.get("ZoneId", "")
+    return f"{ids}{query.get('InstanceIds', '')}{zone}{query.get('NextToken', '')}"
 
 
 class HoldingProxy:
     """Forwards every request to the simulator, but holds the first answer of `action`
-    until another request of `action`, for something else, has arrived."""
+    (of those `holds` picks by their query) until another such request, for something
+    else, has arrived."""
 
-    def __init__(self, target: str, action: str) -> None:
+    def __init__(
+        self, target: str, action: str, holds: Callable[[dict[str, str]], bool] | None = None
+    ) -> None:
         self.target = target
         self.action = action
+        self.holds = holds
         self.first: str | None = None
         self.overlapped = anyio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         action = request.headers.get("x-acs-action") or request.query.get("Action", "")
-        asked = _asked(dict(request.query))
-        if action == self.action:
+        query = dict(request.query)
+        asked = _asked(query)
+        if action == self.action and (self.holds is None or self.holds(query)):
             if self.first is None:
                 self.first = asked
                 with anyio.fail_after(DEADLINE):
@@ -136,8 +142,10 @@ class HoldingProxy:
 
 
 @asynccontextmanager
-async def proxy_for(sim: RunningSimulator, action: str) -> AsyncIterator[tuple[str, HoldingProxy]]:
-    proxy = HoldingProxy(sim.url, action)
+async def proxy_for(
+    sim: RunningSimulator, action: str, holds: Callable[[dict[str, str]], bool] | None = None
+) -> AsyncIterator[tuple[str, HoldingProxy]]:
+    proxy = HoldingProxy(sim.url, action, holds)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     runner = web.AppRunner(app)
@@ -281,22 +289,28 @@ async def _sequential_agents(
     return runnable
 
 
-IDS = [i.instance_id for i in MIXED.instances]
 ZONES = ("cn-hangzhou-h", "cn-hangzhou-j")
-TABLE = {
-    "tags": Targets(tags={"app": "web"}),
-    "tags-zones-exclude": Targets(tags={"app": "web"}, zones=ZONES, exclude=tuple(IDS[::7])),
-    "ids-over-chunks": Targets(instances=tuple(IDS[::-1])),
-    "ids-unknown-repeated": Targets(
-        instances=(*IDS[:120], "i-nope", IDS[3], "i-nope2", *IDS[200:260])
-    ),
-    "ids-and-tags": Targets(instances=(*IDS[:150], "i-nope"), tags={"app": "web"}),
-    "ids-excluded-zones": Targets(
-        instances=tuple(IDS[50:300]), zones=ZONES[:1], exclude=(*IDS[60:90], "i-nope")
-    ),
-    "two-tags": Targets(tags={"app": "web", "os": "windows"}, exclude=tuple(IDS[300:320])),
-    "no-match": Targets(tags={"app": "none"}),
-}
+
+
+def table_of(ids: list[str]) -> dict[str, Targets]:
+    """The target shapes, over a fleet's instance IDs (more than 320 of them)."""
+    return {
+        "tags": Targets(tags={"app": "web"}),
+        "tags-zones-exclude": Targets(tags={"app": "web"}, zones=ZONES, exclude=tuple(ids[::7])),
+        "ids-over-chunks": Targets(instances=tuple(ids[::-1])),
+        "ids-unknown-repeated": Targets(
+            instances=(*ids[:120], "i-nope", ids[3], "i-nope2", *ids[200:260])
+        ),
+        "ids-and-tags": Targets(instances=(*ids[:150], "i-nope"), tags={"app": "web"}),
+        "ids-excluded-zones": Targets(
+            instances=tuple(ids[50:300]), zones=ZONES[:1], exclude=(*ids[60:90], "i-nope")
+        ),
+        "two-tags": Targets(tags={"app": "web", "os": "windows"}, exclude=tuple(ids[300:320])),
+        "no-match": Targets(tags={"app": "none"}),
+    }
+
+
+TABLE = table_of([i.instance_id for i in MIXED.instances])
 
 
 @pytest.mark.parametrize("name", sorted(TABLE))

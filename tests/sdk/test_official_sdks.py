@@ -28,6 +28,7 @@ from aliyunsdkecs.request.v20140526 import (
     DescribeInstancesRequest,
     DescribeInvocationResultsRequest,
     DescribeInvocationsRequest,
+    DescribeZonesRequest,
     RunCommandRequest,
     StopInvocationRequest,
 )
@@ -146,6 +147,12 @@ class TeaFlavour:
             item.attribute_name: item.attribute_values.value_item[0].value
             for item in body.account_attribute_items.account_attribute_item
         }
+
+    def zones(self) -> dict[str, str]:
+        body = self.client.describe_zones(
+            tea.DescribeZonesRequest(region_id=REGION, verbose=False)
+        ).body
+        return {z.zone_id: z.local_name for z in body.zones.zone}
 
     def error_code(self, call: Callable[[], object]) -> tuple[str, int]:
         with pytest.raises(ClientException) as caught:
@@ -293,6 +300,12 @@ class LegacyFlavour:
             for i in items
         }
 
+    def zones(self) -> dict[str, str]:
+        request = DescribeZonesRequest.DescribeZonesRequest()
+        request.set_Verbose(False)
+        body = self.call(request)
+        return {z["ZoneId"]: z["LocalName"] for z in self._list(body["Zones"]["Zone"])}
+
     def error_code(self, call: Callable[[], object]) -> tuple[str, int]:
         with pytest.raises((ServerException, XmlApiError)) as caught:
             call()
@@ -318,7 +331,7 @@ FLAVOURS: dict[str, Callable[[RunningSimulator], TeaFlavour | LegacyFlavour]] = 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 async def test_official_sdk_runs_a_rollout(flavour: str, sim: RunningSimulator, clock: ManualClock):
-    """Inventory, agent status, quotas, RunCommand (idempotent), tracking, results,
+    """Inventory, zones, agent status, quotas, RunCommand (idempotent), tracking, results,
     StopInvocation and a typed error, all through an official SDK."""
     sdk = FLAVOURS[flavour](sim)
 
@@ -327,6 +340,11 @@ async def test_official_sdk_runs_a_rollout(flavour: str, sim: RunningSimulator, 
 
     web = await call(sdk.instances_tagged, "app", "web")
     assert web == {"i-web1", "i-web2", "i-web3", "i-offline1", "i-stopped1"}
+    assert await call(sdk.zones) == {
+        "cn-hangzhou-h": "cn-hangzhou Zone H",
+        "cn-hangzhou-i": "cn-hangzhou Zone I",
+        "cn-hangzhou-j": "cn-hangzhou Zone J",
+    }
     online = await call(sdk.agents_online, ["i-web1", "i-offline1"])
     assert online == {"i-web1": True, "i-offline1": False}
     assert await call(sdk.quotas) == {

@@ -2,7 +2,7 @@
 or a typed error on one line, never another exception, and quickly.
 
 (a) JSON-like documents, built from the wire names the decoders read so that they reach
-deep into every page decoder, go through `EcsClient._decode`; (b) arbitrary bytes and
+deep into every page decoder, go through `Caller.decode`; (b) arbitrary bytes and
 statuses go through the body-to-document and body-to-error paths of `_http.py`."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import api
-from orchestrator.ecs._client import Action, EcsClient
+from orchestrator.ecs._caller import Action, Caller
 from orchestrator.ecs._http import Answer, document_from_answer, error_from_response
+from orchestrator.ecs._listing import decode_counted_page, decode_zones
 from orchestrator.ecs._responses import (
     AccountAttributes,
     decode_account_attributes,
     decode_cloud_assistant_status_page,
-    decode_instances_page,
     decode_invocation_results_page,
     decode_invocations_page,
     decode_run_command,
@@ -44,16 +44,19 @@ BOUNDED = settings(
 
 DECODERS: dict[Action, Callable[[Mapping[str, Any]], Any]] = {
     "RunCommand": decode_run_command,
-    "DescribeInstances": decode_instances_page,
+    # Read with its TotalCount (`_listing.py`), which reads the page itself first.
+    "DescribeInstances": decode_counted_page,
     "DescribeCloudAssistantStatus": decode_cloud_assistant_status_page,
     "DescribeInvocations": decode_invocations_page,
     "DescribeInvocationResults": decode_invocation_results_page,
     "DescribeAccountAttributes": decode_account_attributes,
+    "DescribeZones": decode_zones,
 }
 
 # Every name a decoder looks up, so that random documents take the decoders' paths.
 WIRE_NAMES = [
-    "RequestId", "CommandId", "InvokeId", "NextToken", "Instances", "Instance",
+    "RequestId", "CommandId", "InvokeId", "NextToken", "TotalCount", "Zones", "Zone",
+    "LocalName", "Instances", "Instance",
     "InstanceId", "InstanceName", "Status", "ZoneId", "RegionId", "OSType", "OSName",
     "HostName", "InstanceType", "ResourceGroupId", "CreationTime", "VpcAttributes",
     "PrivateIpAddress", "IpAddress", "Tags", "Tag", "TagKey", "TagValue",
@@ -177,6 +180,7 @@ SHAPED: dict[str, st.SearchStrategy[Any]] = {
     "DescribeInvocationResults": _within(
         "InvocationResults", "InvocationResult", _near(RESULT)
     ).map(lambda invocation: {"RequestId": "r", "Invocation": invocation}),
+    "DescribeZones": _within("Zones", "Zone", _near({"ZoneId": "cn-hangzhou-h"})),
     "DescribeAccountAttributes": _within(
         "AccountAttributeItems",
         "AccountAttributeItem",
@@ -207,7 +211,7 @@ def _assert_one_line(error: ApiError, action: str) -> None:
 @given(data=st.data())
 def test_a_document_decodes_or_is_a_malformed_response(action: Action, data: st.DataObject):
     document = data.draw(SHAPED[action] | documents)
-    decoded = _outcome(lambda: EcsClient._decode(action, Answer(200, document), DECODERS[action]))
+    decoded = _outcome(lambda: Caller.decode(action, Answer(200, document), DECODERS[action]))
     if isinstance(decoded, MalformedResponse):
         _assert_one_line(decoded, action)
         assert decoded.http_status == 200

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.ecs._client import ACTIONS
+from orchestrator.ecs._caller import ACTIONS
 from orchestrator.plan import Amount, Command, Plan, Targets, Wave
 from orchestrator.rollout import RecordingSink, run_rollout
 from orchestrator.targets import resolve
