@@ -60,8 +60,9 @@ def print_dry_run(console: Console, preview: Preview) -> None:
         f"{'count' if preview.count_undelivered else 'do not count'}[/]"
     )
     if preview.small_canary:
+        size = preview.waves[0].size
         console.print(
-            f"[yellow]note:[/] a canary of {preview.waves[0].size} instance(s) only catches "
+            f"[yellow]note:[/] a canary of {size} instance{'' if size == 1 else 's'} only catches "
             "a change that fails everywhere"
         )
 

@@ -132,9 +132,13 @@ def resolution(rule: RateRule) -> int | None:
     return None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def reach_text(found: Reach, rule: RateRule) -> str:
     """One sentence for the dry run."""
-    head = f"with {found.size} instances and {rule.text()}"
+    head = f"with {_count(found.size, 'instance')} and {rule.text()}"
     if not found.can_breach:
         text = f"{head}, the gate can never halt"
     elif found.one_halts:
@@ -142,7 +146,7 @@ def reach_text(found: Reach, rule: RateRule) -> str:
         text = f"{head}, one failure already halts: it cannot tell {rate} from 50%"
     else:
         text = (
-            f"{head}, {found.tolerated} failure(s) pass, {found.tolerated + 1} halt "
+            f"{head}, {_count(found.tolerated, 'failure')} pass, {found.tolerated + 1} halt "
             f"(as few as {found.fewest} if they come first)"
         )
     if found.resolution is None:
